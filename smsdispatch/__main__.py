@@ -1,0 +1,5 @@
+import sys
+
+from smsdispatch.cli import main
+
+sys.exit(main())

@@ -1,0 +1,116 @@
+"""Tenant configuration: the record on the compacted ``sms.tenants`` topic and the secret it carries.
+
+``TenantRecord.config`` is always an :class:`EncryptedConfig` envelope. The plaintext :class:`TenantConfig`
+exists only in memory: ``repr()`` and ``model_dump()`` of it never show the secrets (``SecretStr``); only
+:meth:`TenantConfig.to_plaintext_json` reveals them, and only the encryption layer calls it.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+from smsdispatch.schemas._fields import (
+    ACCOUNT_SID,
+    API_KEY_SID,
+    MESSAGING_SERVICE_SID,
+    Sender,
+    TenantId,
+    Timestamp,
+    utcnow,
+)
+from smsdispatch.schemas.messages import WireModel
+
+
+class EncryptedConfig(WireModel):
+    """Authenticated ciphertext of a :class:`TenantConfig`, tagged with the id of the key that sealed it."""
+
+    alg: Literal["fernet"] = "fernet"
+    kid: str = Field(min_length=1, max_length=64)
+    ciphertext: str = Field(min_length=1)
+
+
+class TenantRecord(WireModel):
+    """The value on ``sms.tenants`` (key: tenant_id; a null value removes the tenant)."""
+
+    tenant_id: TenantId
+    provider: Literal["twilio"] = "twilio"
+    config: EncryptedConfig
+    verified: bool = False
+    verified_at: Timestamp | None = None
+    test_credentials: bool = False
+    account_type: Literal["Trial", "Full"] | None = None
+    updated_at: Timestamp = Field(default_factory=utcnow)
+
+
+class TenantConfig(BaseModel):
+    """A tenant's decrypted Twilio configuration: Account SID with either an auth token or an API key."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    account_sid: str
+    auth_token: SecretStr | None = None
+    api_key_sid: str | None = None
+    api_key_secret: SecretStr | None = None
+    from_number: Sender
+
+    @field_validator("account_sid")
+    @classmethod
+    def _account_sid_shape(cls, value: str) -> str:
+        if not ACCOUNT_SID.match(value):
+            raise ValueError("must be a Twilio Account SID: AC followed by 32 hex digits")
+        return value
+
+    @field_validator("api_key_sid")
+    @classmethod
+    def _api_key_sid_shape(cls, value: str | None) -> str | None:
+        if value is not None and not API_KEY_SID.match(value):
+            raise ValueError("must be a Twilio API key SID: SK followed by 32 hex digits")
+        return value
+
+    @model_validator(mode="after")
+    def _one_credential(self) -> Self:
+        has_token = self.auth_token is not None and bool(self.auth_token.get_secret_value())
+        has_key = self.api_key_sid is not None and self.api_key_secret is not None
+        if has_token == has_key:
+            raise ValueError("give either an auth token, or an API key SID with its secret (not both)")
+        return self
+
+    @property
+    def uses_messaging_service(self) -> bool:
+        return bool(MESSAGING_SERVICE_SID.match(self.from_number))
+
+    @property
+    def basic_auth(self) -> tuple[str, str]:
+        """The HTTP Basic credentials Twilio expects: (AccountSid, token) or (ApiKeySid, secret)."""
+        if self.api_key_sid is not None and self.api_key_secret is not None:
+            return self.api_key_sid, self.api_key_secret.get_secret_value()
+        assert self.auth_token is not None  # guaranteed by _one_credential
+        return self.account_sid, self.auth_token.get_secret_value()
+
+    @property
+    def signing_token(self) -> str | None:
+        """The auth token Twilio signs callbacks with (None for API-key tenants: callbacks go unverified)."""
+        return self.auth_token.get_secret_value() if self.auth_token is not None else None
+
+    def to_plaintext_json(self) -> bytes:
+        """The secret-bearing JSON that gets encrypted. Never log or publish what this returns."""
+        document = {
+            "account_sid": self.account_sid,
+            "auth_token": self.auth_token.get_secret_value() if self.auth_token else None,
+            "api_key_sid": self.api_key_sid,
+            "api_key_secret": self.api_key_secret.get_secret_value() if self.api_key_secret else None,
+            "from_number": self.from_number,
+        }
+        return json.dumps({k: v for k, v in document.items() if v is not None}).encode()
+
+
+def describe_tenant(record: TenantRecord, updated_at: datetime | None = None) -> str:
+    """One line about a tenant for ``tenants list``: never the secrets."""
+    state = "verified" if record.verified else "NOT verified"
+    kind = " (test credentials)" if record.test_credentials else ""
+    account = f", {record.account_type}" if record.account_type else ""
+    return f"{record.tenant_id}: {state}{kind}{account}, key {record.config.kid}, updated {record.updated_at:%Y-%m-%dT%H:%M:%SZ}"

@@ -1,0 +1,40 @@
+"""Runtime settings, read from the ``SMSDISPATCH_*`` environment variables of CONTRACT.md.
+
+This module sits at the bottom of the layer stack with ``schemas``: everything may import it, it imports
+nothing of ours. Secrets (the encryption keys) are held as ``SecretStr`` so that a settings object that ends
+up in a log line or a traceback prints ``**********`` instead of the key.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_BROKER = "kafka://127.0.0.1:9092"
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///smsdispatch.db"
+DEFAULT_TWILIO_BASE_URL = "https://api.twilio.com"
+
+
+class Settings(BaseSettings):
+    """The CONTRACT.md environment, with its defaults."""
+
+    model_config = SettingsConfigDict(env_prefix="SMSDISPATCH_", extra="ignore")
+
+    broker: str = DEFAULT_BROKER
+    database_url: str = DEFAULT_DATABASE_URL
+    encryption_keys: SecretStr | None = None
+    twilio_base_url: str = DEFAULT_TWILIO_BASE_URL
+    partitions: int = Field(default=8, ge=1, le=1024)
+    public_url: str | None = None
+
+
+def bootstrap_servers(broker_url: str) -> str:
+    """Turn ``kafka://h1:9092;h2:9092`` (Faust's form) into ``h1:9092,h2:9092`` (aiokafka's form)."""
+    hosts = []
+    for part in broker_url.replace(";", ",").split(","):
+        part = part.strip()
+        if "://" in part:
+            part = part.split("://", 1)[1]
+        if part:
+            hosts.append(part)
+    return ",".join(hosts)
