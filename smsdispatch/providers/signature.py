@@ -15,7 +15,10 @@ from collections.abc import Iterable, Mapping
 SIGNATURE_HEADER = "X-Twilio-Signature"
 
 
-def compute_signature(auth_token: str, url: str, params: Mapping[str, str] | Iterable[tuple[str, str]]) -> str:
+Params = Mapping[str, str] | Iterable[tuple[str, str]]
+
+
+def compute_signature(auth_token: str, url: str, params: Params) -> str:
     """Return the signature Twilio sends for a POST of ``params`` to ``url``, signed with ``auth_token``."""
     pairs = list(params.items()) if isinstance(params, Mapping) else list(params)
     message = url + "".join(name + value for name, value in sorted(pairs, key=lambda pair: pair[0]))
@@ -23,9 +26,7 @@ def compute_signature(auth_token: str, url: str, params: Mapping[str, str] | Ite
     return base64.b64encode(digest).decode("ascii")
 
 
-def is_valid_signature(
-    auth_token: str, url: str, params: Mapping[str, str] | Iterable[tuple[str, str]], signature: str
-) -> bool:
+def is_valid_signature(auth_token: str, url: str, params: Params, signature: str) -> bool:
     """True when ``signature`` is what Twilio would send for this request; compared in constant time."""
     expected = compute_signature(auth_token, url, params)
     return hmac.compare_digest(expected.encode(), signature.encode())

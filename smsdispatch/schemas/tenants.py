@@ -8,7 +8,6 @@ exists only in memory: ``repr()`` and ``model_dump()`` of it never show the secr
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
@@ -108,9 +107,10 @@ class TenantConfig(BaseModel):
         return json.dumps({k: v for k, v in document.items() if v is not None}).encode()
 
 
-def describe_tenant(record: TenantRecord, updated_at: datetime | None = None) -> str:
+def describe_tenant(record: TenantRecord) -> str:
     """One line about a tenant for ``tenants list``: never the secrets."""
     state = "verified" if record.verified else "NOT verified"
     kind = " (test credentials)" if record.test_credentials else ""
     account = f", {record.account_type}" if record.account_type else ""
-    return f"{record.tenant_id}: {state}{kind}{account}, key {record.config.kid}, updated {record.updated_at:%Y-%m-%dT%H:%M:%SZ}"
+    updated = f"{record.updated_at:%Y-%m-%dT%H:%M:%SZ}"
+    return f"{record.tenant_id}: {state}{kind}{account}, key {record.config.kid}, updated {updated}"
