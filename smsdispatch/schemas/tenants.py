@@ -46,14 +46,20 @@ class TenantRecord(WireModel):
 
 
 class TenantConfig(BaseModel):
-    """A tenant's decrypted Twilio configuration: Account SID with either an auth token or an API key."""
+    """A tenant's decrypted Twilio configuration: the Account SID with an auth token, an API key, or both.
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    With an API key, REST calls authenticate with it (Twilio's advice for production); the auth token, when
+    given too, is still needed to check the signatures of Twilio's status callbacks.
+    """
+
+    # hide_input_in_errors: a failed validation must not print the secrets it was given (str(ValidationError)
+    # shows the input otherwise). Callers that render errors should still pass include_input=False.
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
 
     account_sid: str
-    auth_token: SecretStr | None = None
+    auth_token: SecretStr | None = Field(default=None, min_length=1)
     api_key_sid: str | None = None
-    api_key_secret: SecretStr | None = None
+    api_key_secret: SecretStr | None = Field(default=None, min_length=1)
     from_number: Sender
 
     @field_validator("account_sid")
@@ -70,12 +76,24 @@ class TenantConfig(BaseModel):
             raise ValueError("must be a Twilio API key SID: SK followed by 32 hex digits")
         return value
 
+    @field_validator("auth_token", "api_key_secret")
+    @classmethod
+    def _secret_is_text(cls, value: SecretStr | None) -> SecretStr | None:
+        # A lone surrogate (what Python makes of non-UTF-8 bytes in argv) would seal and then never unseal.
+        try:
+            if value is not None:
+                value.get_secret_value().encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("must be valid Unicode text") from None
+        return value
+
     @model_validator(mode="after")
-    def _one_credential(self) -> Self:
+    def _credentials_present(self) -> Self:
         has_token = self.auth_token is not None and bool(self.auth_token.get_secret_value())
-        has_key = self.api_key_sid is not None and self.api_key_secret is not None
-        if has_token == has_key:
-            raise ValueError("give either an auth token, or an API key SID with its secret (not both)")
+        if (self.api_key_sid is None) != (self.api_key_secret is None):
+            raise ValueError("an API key needs both its SID and its secret")
+        if not has_token and self.api_key_sid is None:
+            raise ValueError("give an auth token, or an API key SID with its secret")
         return self
 
     @property
@@ -84,10 +102,10 @@ class TenantConfig(BaseModel):
 
     @property
     def basic_auth(self) -> tuple[str, str]:
-        """The HTTP Basic credentials Twilio expects: (AccountSid, token) or (ApiKeySid, secret)."""
+        """The HTTP Basic credentials for REST calls: (ApiKeySid, secret) when there is a key, else (AccountSid, token)."""
         if self.api_key_sid is not None and self.api_key_secret is not None:
             return self.api_key_sid, self.api_key_secret.get_secret_value()
-        assert self.auth_token is not None  # guaranteed by _one_credential
+        assert self.auth_token is not None  # guaranteed by _credentials_present
         return self.account_sid, self.auth_token.get_secret_value()
 
     @property
