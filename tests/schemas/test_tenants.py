@@ -32,7 +32,7 @@ def key_config(**changes: Any) -> TenantConfig:
     return TenantConfig(**{**fields, **changes})
 
 
-# --- credentials: exactly one of auth token / API key pair --------------------------------------------------
+# --- credentials: an auth token, an API key pair, or both -----------------------------------------------------
 
 
 def test_auth_token_config_authenticates_as_the_account() -> None:
@@ -47,10 +47,15 @@ def test_api_key_config_authenticates_as_the_key_and_has_no_signing_token() -> N
     assert config.signing_token is None
 
 
+def test_token_with_api_key_uses_the_key_for_rest_and_the_token_for_callback_signatures() -> None:
+    config = key_config(auth_token=AUTH_TOKEN)
+    assert config.basic_auth == (API_KEY_SID, KEY_SECRET)
+    assert config.signing_token == AUTH_TOKEN
+
+
 @pytest.mark.parametrize(
     "fields",
     [
-        pytest.param({"auth_token": AUTH_TOKEN, "api_key_sid": API_KEY_SID, "api_key_secret": KEY_SECRET}, id="both"),
         pytest.param({}, id="neither"),
         pytest.param({"api_key_sid": API_KEY_SID}, id="key-sid-without-secret"),
         pytest.param({"api_key_secret": KEY_SECRET}, id="key-secret-without-sid"),
@@ -61,7 +66,7 @@ def test_api_key_config_authenticates_as_the_key_and_has_no_signing_token() -> N
         pytest.param({"auth_token": "tok\udcff"}, id="token-that-is-not-unicode-text"),
     ],
 )
-def test_anything_but_exactly_one_credential_is_rejected(fields: dict[str, Any]) -> None:
+def test_missing_empty_or_half_credentials_are_rejected(fields: dict[str, Any]) -> None:
     with pytest.raises(ValidationError):
         TenantConfig(account_sid=ACCOUNT_SID, from_number="+15005550006", **fields)
 
@@ -162,7 +167,7 @@ def test_repr_str_and_dumps_never_show_the_secrets(config: TenantConfig) -> None
     [
         # Short secrets, placed last: pydantic shortens long inputs in the middle, which would hide them anyway.
         pytest.param({"auth_token": "hunter2\udcff"}, id="field-error-on-the-secret"),
-        pytest.param({"auth_token": "hunter2", "api_key_sid": API_KEY_SID, "api_key_secret": "swordfish"}, id="both"),
+        pytest.param({"auth_token": "hunter2", "api_key_secret": "swordfish"}, id="model-error-half-a-key"),
     ],
 )
 def test_validation_error_text_never_shows_the_secrets(fields: dict[str, Any]) -> None:
