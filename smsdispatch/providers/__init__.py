@@ -1,1 +1,60 @@
-"""TODO."""
+"""Talking to SMS providers (Twilio): send, verify credentials, confirm unknown outcomes.
+
+Usage::
+
+    async with TwilioHttp() as http:                      # one per process, shared by every tenant
+        provider = TwilioProvider(tenant_config, http)
+        result = await provider.send(OutgoingSms(to="+14155552671", body="Hello"))
+
+This layer imports only ``smsdispatch.schemas`` and ``smsdispatch.settings`` of ours.
+"""
+
+from smsdispatch.providers.errors import (
+    AuthenticationError,
+    InvalidMessage,
+    MessageRejected,
+    MessageTooLong,
+    PermanentError,
+    ProviderError,
+    ProviderUnavailable,
+    RateLimited,
+    ReconciliationUnavailable,
+    RetryableError,
+    UnknownOutcome,
+)
+from smsdispatch.providers.http_client import DEFAULT_MAX_CONNECTIONS, DEFAULT_TIMEOUT, TwilioHttp
+from smsdispatch.providers.models import AccountInfo, AccountType, OutgoingSms, SendResult
+from smsdispatch.providers.retry import RetryPolicy
+from smsdispatch.providers.segments import Encoding, check_body, encoding_of, segment_info
+from smsdispatch.providers.signature import SIGNATURE_HEADER, compute_signature, is_valid_signature
+from smsdispatch.providers.twilio import TwilioProvider
+
+__all__ = [
+    "DEFAULT_MAX_CONNECTIONS",
+    "DEFAULT_TIMEOUT",
+    "SIGNATURE_HEADER",
+    "AccountInfo",
+    "AccountType",
+    "AuthenticationError",
+    "Encoding",
+    "InvalidMessage",
+    "MessageRejected",
+    "MessageTooLong",
+    "OutgoingSms",
+    "PermanentError",
+    "ProviderError",
+    "ProviderUnavailable",
+    "RateLimited",
+    "ReconciliationUnavailable",
+    "RetryPolicy",
+    "RetryableError",
+    "SendResult",
+    "TwilioHttp",
+    "TwilioProvider",
+    "UnknownOutcome",
+    "check_body",
+    "compute_signature",
+    "encoding_of",
+    "is_valid_signature",
+    "segment_info",
+]

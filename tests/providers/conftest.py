@@ -1,0 +1,78 @@
+"""Shared pieces of the provider tests: a tenant, a fake clock, and a provider wired to a FakeTwilio."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+import pytest_asyncio
+from pydantic import SecretStr
+
+from smsdispatch.providers import RetryPolicy, TwilioHttp, TwilioProvider
+from smsdispatch.schemas import TenantConfig
+from smsdispatch.testing.twilio_fakes import FakeTwilio
+
+ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
+AUTH_TOKEN = "tok-5e3c2f1a9b8d7e6f"
+API_KEY_SID = "SK" + "fedcba9876543210" * 2
+API_KEY_SECRET = "keysecret-0b1c2d3e4f"
+SERVICE_SID = "MG" + "00112233445566778899aabbccddeeff"
+FROM_NUMBER = "+15005550006"
+TO_NUMBER = "+14155552671"
+BASE_URL = "https://api.twilio.test"
+
+
+def token_config(from_number: str = FROM_NUMBER) -> TenantConfig:
+    return TenantConfig(account_sid=ACCOUNT_SID, auth_token=SecretStr(AUTH_TOKEN), from_number=from_number)
+
+
+def api_key_config(from_number: str = FROM_NUMBER) -> TenantConfig:
+    return TenantConfig(
+        account_sid=ACCOUNT_SID,
+        api_key_sid=API_KEY_SID,
+        api_key_secret=SecretStr(API_KEY_SECRET),
+        from_number=from_number,
+    )
+
+
+class FakeClock:
+    """A monotonic clock that only moves when the code under test sleeps: retries without waiting."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def fast_policy(clock: FakeClock, *, max_attempts: int = 6, max_elapsed: float = 30.0) -> RetryPolicy:
+    """The default policy, on a fake clock, with jitter pinned to its maximum so delays are predictable."""
+    return RetryPolicy(
+        max_attempts=max_attempts, max_elapsed=max_elapsed, sleep=clock.sleep, clock=clock, jitter=lambda: 1.0
+    )
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def fake() -> FakeTwilio:
+    return FakeTwilio()
+
+
+@pytest_asyncio.fixture
+async def http(fake: FakeTwilio) -> AsyncIterator[TwilioHttp]:
+    async with TwilioHttp(BASE_URL, transport=fake.transport) as client:
+        yield client
+
+
+@pytest.fixture
+def provider(http: TwilioHttp, clock: FakeClock) -> TwilioProvider:
+    return TwilioProvider(token_config(), http, fast_policy(clock))
