@@ -102,7 +102,7 @@ class TenantConfig(BaseModel):
 
     @property
     def basic_auth(self) -> tuple[str, str]:
-        """The HTTP Basic credentials for REST calls: (ApiKeySid, secret) when there is a key, else (AccountSid, token)."""
+        """HTTP Basic credentials for REST calls: (ApiKeySid, secret) with a key, else (AccountSid, token)."""
         if self.api_key_sid is not None and self.api_key_secret is not None:
             return self.api_key_sid, self.api_key_secret.get_secret_value()
         assert self.auth_token is not None  # guaranteed by _credentials_present
