@@ -27,6 +27,14 @@ class Settings(BaseSettings):
     partitions: int = Field(default=8, ge=1, le=1024)
     public_url: str | None = None
 
+    # Extensions beyond CONTRACT.md (all optional, with defaults a single worker needs no tuning for).
+    web_port: int = Field(default=6066, ge=0, le=65535)
+    data_dir: str | None = None
+    tenant_concurrency: int = Field(default=100, ge=1)
+    batch_size: int = Field(default=500, ge=1)
+    batch_within_seconds: float = Field(default=0.05, gt=0)
+    ledger_retention_days: float = Field(default=7.0, gt=0)
+
 
 def bootstrap_servers(broker_url: str) -> str:
     """Turn ``kafka://h1:9092;h2:9092`` (Faust's form) into ``h1:9092,h2:9092`` (aiokafka's form)."""

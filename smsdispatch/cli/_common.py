@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from pydantic import ValidationError
+
+from smsdispatch.crypto import KeyConfigError, Keyring
+from smsdispatch.settings import Settings
+
 
 class CliError(Exception):
     """A failure to report as one sentence on stderr. ``exit_code`` 1 = operational, 2 = bad usage."""
@@ -9,3 +14,22 @@ class CliError(Exception):
     def __init__(self, message: str, exit_code: int = 1) -> None:
         super().__init__(message)
         self.exit_code = exit_code
+
+
+def load_settings(**overrides: object) -> Settings:
+    """The environment's settings; a malformed variable is one sentence, not a validation dump."""
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = "SMSDISPATCH_" + str(first["loc"][0]).upper() if first["loc"] else "an SMSDISPATCH_ variable"
+        raise CliError(f"{name} is not valid: {first['msg']}.", exit_code=2) from None
+    return settings.model_copy(update=overrides) if overrides else settings
+
+
+def load_keyring(settings: Settings) -> Keyring:
+    """The encryption keys, or the crypto layer's one-sentence explanation of what is wrong with them."""
+    try:
+        return Keyring.from_settings(settings)
+    except KeyConfigError as exc:
+        raise CliError(str(exc), exit_code=2) from None

@@ -1,0 +1,79 @@
+"""Turning the bytes of an ``sms.requested`` record into a request, or into the ``invalid_request`` failure.
+
+Anything a producer can put on the topic ends here as one of the two: bytes that are not UTF-8, not JSON,
+JSON that is not an object, or an object that breaks a CONTRACT.md rule. Nothing raises out of
+:func:`decode_request`.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+from pydantic import ValidationError
+
+from smsdispatch.schemas import RAW_EXCERPT_BYTES, ErrorCode, ErrorInfo, SmsFailed, SmsRequested
+
+
+def decode_request(value: bytes | None, record_time: datetime) -> SmsRequested | SmsFailed:
+    """Parse one record value; ``requested_at`` defaults to the record's own timestamp."""
+    if value is None:
+        return _invalid("the record has no value (a tombstone); expected an SmsRequested JSON object", None)
+    try:
+        text = value.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return _invalid(f"the record is not UTF-8 (bad byte at position {exc.start})", value)
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return _invalid(f"the record is not JSON: {exc.msg} at position {exc.pos}", value)
+    except RecursionError:
+        return _invalid("the record is JSON nested too deeply to read", value)
+    if not isinstance(document, dict):
+        return _invalid(f"the record is JSON {type(document).__name__}, expected an object", value)
+    try:
+        request = SmsRequested.model_validate_json(value)
+    except ValidationError as exc:
+        return _invalid(_describe(exc), value, _partial_identity(document))
+    if request.requested_at is None:
+        request = request.model_copy(update={"requested_at": record_time})
+    return request
+
+
+def _describe(exc: ValidationError) -> str:
+    problems = []
+    for error in exc.errors()[:5]:
+        where = ".".join(str(part) for part in error["loc"]) or "record"
+        problems.append(f"{where}: {error['msg']}")
+    return "the record breaks the SmsRequested schema: " + "; ".join(problems)
+
+
+def _partial_identity(document: dict[str, object]) -> dict[str, object]:
+    """Keep what identifies the request, when it is well-formed, so the failure can be correlated."""
+    identity: dict[str, object] = {}
+    for field, limit in (("request_id", 128), ("tenant_id", 64)):
+        candidate = document.get(field)
+        if isinstance(candidate, str) and 0 < len(candidate) <= limit:
+            identity[field] = candidate
+    to = document.get("to")
+    if isinstance(to, str) and len(to) <= 32:
+        identity["to"] = to
+    metadata = document.get("metadata")
+    if isinstance(metadata, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
+        identity["metadata"] = metadata
+    resend_of = document.get("resend_of")
+    if isinstance(resend_of, str) and len(resend_of) <= 128:
+        identity["resend_of"] = resend_of
+    return identity
+
+
+def _invalid(message: str, value: bytes | None, identity: dict[str, object] | None = None) -> SmsFailed:
+    # ``raw`` is the original value cut to 4 KiB, so a producer can see exactly what it sent.
+    raw = value[:RAW_EXCERPT_BYTES].decode("utf-8", errors="replace") if value is not None else None
+    return SmsFailed.model_validate(
+        {
+            **(identity or {}),
+            "error": ErrorInfo(code=ErrorCode.INVALID_REQUEST, message=message),
+            "raw": raw,
+        }
+    )

@@ -1,0 +1,81 @@
+"""The log sink: every outcome and delivery receipt into ``notification_dispatch_log``.
+
+Offsets are acked only after the database transaction commits: while the database is down the batch is
+retried (logged, and counted in ``smsdispatch_sink_retries``) and nothing is acked, so when it returns every
+outcome lands. The dispatcher is a separate agent and keeps sending meanwhile. Records that are not valid
+outcomes are logged and skipped: they cannot become rows, and retrying would stall the sink forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+
+from pydantic import BaseModel, ValidationError
+
+from smsdispatch.agents.metrics import DispatchMetrics
+from smsdispatch.schemas import SmsDispatched, SmsFailed, SmsStatus
+from smsdispatch.storage import DispatchLog, StorageError
+from smsdispatch.streams import topics
+
+log = logging.getLogger("smsdispatch.logsink")
+
+_MODELS: dict[str, type[BaseModel]] = {
+    topics.DISPATCHED: SmsDispatched,
+    topics.FAILED: SmsFailed,
+    topics.STATUS: SmsStatus,
+}
+
+Loggable = SmsDispatched | SmsFailed | SmsStatus
+
+
+def parse_outcomes(records: Sequence[tuple[str, bytes | None]]) -> list[Loggable]:
+    outcomes: list[Loggable] = []
+    for topic, value in records:
+        model = _MODELS.get(topic)
+        if model is None or value is None:
+            continue
+        try:
+            outcomes.append(model.model_validate_json(value))  # type: ignore[arg-type]
+        except ValidationError as exc:
+            log.warning("skipping a record on %s that is not a valid outcome: %s", topic, exc.error_count())
+    return outcomes
+
+
+class LogSink:
+    def __init__(self, database_url: str, metrics: DispatchMetrics, max_delay: float = 10.0) -> None:
+        self._url = database_url
+        self._metrics = metrics
+        self._max_delay = max_delay
+        self._log: DispatchLog | None = None
+
+    async def write(self, outcomes: Sequence[Loggable]) -> None:
+        """Write the batch in one transaction; wait and retry while the database is unavailable."""
+        delay = 0.5
+        while True:
+            try:
+                if self._log is None:
+                    self._log = await DispatchLog.open(self._url)
+                await self._log.record(outcomes)
+            except StorageError as exc:
+                self._metrics.sink_retries.inc()
+                # Retried either way: giving up would ack outcomes that never reached the log. The flag only
+                # says whether waiting should fix it (database down) or an operator must (a bug, a bad URL).
+                level = logging.WARNING if exc.retryable else logging.ERROR
+                log.log(
+                    level,
+                    "dispatch log write failed (%s); retrying %d outcomes in %.1fs",
+                    exc,
+                    len(outcomes),
+                    delay,
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self._max_delay)
+                continue
+            self._metrics.sink_rows.inc(len(outcomes))
+            return
+
+    async def close(self) -> None:
+        if self._log is not None:
+            await self._log.close()

@@ -1,0 +1,54 @@
+"""Prometheus metrics of the worker, served on ``/metrics`` by the worker's web server."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from smsdispatch.schemas import Outcome, SmsDispatched
+
+
+class DispatchMetrics:
+    """Requests in, outcomes out by code, send latency, requests in flight per tenant."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        self.requests = Counter(
+            "smsdispatch_requests", "sms.requested records taken by the dispatcher", registry=self.registry
+        )
+        self.outcomes = Counter(
+            "smsdispatch_outcomes",
+            "Outcomes emitted, by topic and by status or error code",
+            ["topic", "code"],
+            registry=self.registry,
+        )
+        self.repeats = Counter(
+            "smsdispatch_repeated_requests",
+            "Requests seen again (redelivered or published twice) whose recorded outcome was re-emitted",
+            registry=self.registry,
+        )
+        self.send_seconds = Histogram(
+            "smsdispatch_send_seconds",
+            "Time from taking a request to its outcome, retries and reconciliation included",
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+            registry=self.registry,
+        )
+        self.in_flight = Gauge(
+            "smsdispatch_in_flight",
+            "Requests being sent to Twilio, per tenant",
+            ["tenant"],
+            registry=self.registry,
+        )
+        self.sink_retries = Counter(
+            "smsdispatch_sink_retries",
+            "Dispatch-log writes that failed and are being retried (the database is unavailable)",
+            registry=self.registry,
+        )
+        self.sink_rows = Counter(
+            "smsdispatch_sink_outcomes", "Outcomes written to the dispatch log", registry=self.registry
+        )
+
+    def count(self, outcome: Outcome) -> None:
+        if isinstance(outcome, SmsDispatched):
+            self.outcomes.labels("sms.dispatched", outcome.status).inc()
+        else:
+            self.outcomes.labels("sms.failed", outcome.error.code.value).inc()

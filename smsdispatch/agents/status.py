@@ -1,0 +1,54 @@
+"""The status receiver: Twilio's delivery callbacks in, ``SmsStatus`` records out on ``sms.status``.
+
+Twilio POSTs to ``{SMSDISPATCH_PUBLIC_URL}/twilio/status/{tenant_id}?request_id=…`` (the dispatcher puts the
+ids in the URL it gives Twilio). A callback is accepted only with a valid ``X-Twilio-Signature`` computed with
+the tenant's auth token over the public URL exactly as Twilio called it; anything else gets 403 and is not
+published. Tenants that authenticate with an API key have no auth token here to check signatures with, so
+their callbacks are refused: use an auth-token tenant, or reconcile by fetching messages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from smsdispatch.providers.signature import is_valid_signature
+from smsdispatch.schemas import SmsStatus
+from smsdispatch.streams.tenants import ReadyTenant, TenantDirectory
+
+
+class CallbackRejected(Exception):
+    """The callback is not from Twilio for this tenant (or is malformed); answer ``status``, publish nothing."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+
+
+def status_from_callback(
+    tenants: TenantDirectory,
+    tenant_id: str,
+    request_id: str | None,
+    url: str,
+    form: Mapping[str, str],
+    signature: str | None,
+) -> SmsStatus:
+    """Check a callback and turn it into the record to publish, or raise :class:`CallbackRejected`."""
+    tenant = tenants.lookup(tenant_id)
+    if not isinstance(tenant, ReadyTenant):
+        raise CallbackRejected(404, f"no verified tenant {tenant_id!r}")
+    token = tenant.config.signing_token
+    if token is None or signature is None or not is_valid_signature(token, url, form, signature):
+        raise CallbackRejected(403, "missing or invalid X-Twilio-Signature")
+    sid = form.get("MessageSid") or form.get("SmsSid")
+    status = form.get("MessageStatus") or form.get("SmsStatus")
+    if not sid or not status:
+        raise CallbackRejected(400, "MessageSid and MessageStatus are required")
+    error_code = form.get("ErrorCode")
+    return SmsStatus(
+        tenant_id=tenant_id,
+        request_id=request_id or None,
+        provider_message_id=sid,
+        status=status,
+        provider_code=int(error_code) if error_code and error_code.isdigit() else None,
+        raw_dlr_done_date=form.get("RawDlrDoneDate"),
+    )

@@ -1,0 +1,166 @@
+"""Register, verify, list, remove and re-encrypt tenants (the compacted sms.tenants topic).
+
+`set` encrypts the tenant's Twilio configuration with the first key of SMSDISPATCH_ENCRYPTION_KEYS, verifies
+the credentials against Twilio (unless --no-verify) and publishes the record; credentials that fail
+verification are not published. Secrets are never printed: `list` shows ids, state and the key id only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from datetime import UTC, datetime
+
+from pydantic import TypeAdapter, ValidationError
+
+from smsdispatch.cli._common import CliError, load_keyring, load_settings
+from smsdispatch.client import latest_tenant_records, publish_tenant
+from smsdispatch.crypto import CryptoError, Keyring
+from smsdispatch.providers import AuthenticationError, ProviderError, TwilioHttp, TwilioProvider
+from smsdispatch.schemas import TenantConfig, TenantRecord, describe_tenant
+from smsdispatch.schemas._fields import TenantId
+from smsdispatch.settings import Settings
+from smsdispatch.streams.topics import ensure_topics
+
+TENANT_ID: TypeAdapter[str] = TypeAdapter(TenantId)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    set_ = actions.add_parser("set", help="encrypt, verify and publish a tenant's Twilio configuration")
+    set_.add_argument("tenant")
+    set_.add_argument("--account-sid", required=True, help="the tenant's Account SID (AC...)")
+    set_.add_argument("--auth-token", help="the account's auth token (also checks status-callback signatures)")
+    set_.add_argument("--from", dest="from_number", required=True, help="E.164 number, sender ID or MG... SID")
+    set_.add_argument("--api-key-sid", help="an API key SID (SK...) to authenticate REST calls with")
+    set_.add_argument("--api-key-secret", help="that API key's secret")
+    set_.add_argument("--no-verify", action="store_true", help="publish without verifying (marked unverified)")
+    verify = actions.add_parser("verify", help="re-check a tenant's credentials and republish the result")
+    verify.add_argument("tenant")
+    actions.add_parser("list", help="list tenants (never their secrets)")
+    remove = actions.add_parser("remove", help="remove a tenant")
+    remove.add_argument("tenant")
+    actions.add_parser("rotate", help="re-encrypt every tenant under the first key of SMSDISPATCH_ENCRYPTION_KEYS")
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    keyring = load_keyring(settings)
+    action = {"set": _set, "verify": _verify, "list": _list, "remove": _remove, "rotate": _rotate}[args.action]
+    try:
+        return asyncio.run(action(args, settings, keyring))
+    except (OSError, TimeoutError) as exc:
+        raise CliError(f"cannot reach Kafka at {settings.broker} ({type(exc).__name__}).") from None
+    except Exception as exc:
+        if type(exc).__module__.startswith("aiokafka"):
+            raise CliError(f"Kafka at {settings.broker} failed: {type(exc).__name__}.") from None
+        raise
+
+
+async def verified_record(
+    tenant_id: str, config: TenantConfig, keyring: Keyring, settings: Settings, verify: bool = True
+) -> TenantRecord:
+    """The record to publish for ``config``: verified against Twilio, or marked unverified when not asked to."""
+    now = datetime.now(UTC)
+    if not verify:
+        return TenantRecord(tenant_id=tenant_id, config=keyring.seal(config), verified=False, updated_at=now)
+    async with TwilioHttp(settings.twilio_base_url, max_connections=4) as http:
+        try:
+            info = await TwilioProvider(config, http).verify()
+        except AuthenticationError as exc:
+            raise CliError(f"Twilio refused the credentials of {tenant_id}: {exc.message}") from None
+        except ProviderError as exc:
+            raise CliError(f"could not verify {tenant_id} with Twilio: {exc.message}") from None
+    if not info.verified:
+        raise CliError(f"the Twilio account of {tenant_id} cannot send: {info.reason or info.status}.")
+    return TenantRecord(
+        tenant_id=tenant_id,
+        config=keyring.seal(config),
+        verified=True,
+        verified_at=now,
+        test_credentials=info.test_credentials,
+        account_type=info.account_type,
+        updated_at=now,
+    )
+
+
+async def _set(args: argparse.Namespace, settings: Settings, keyring: Keyring) -> int:
+    try:
+        config = TenantConfig(
+            account_sid=args.account_sid,
+            auth_token=args.auth_token,
+            api_key_sid=args.api_key_sid,
+            api_key_secret=args.api_key_secret,
+            from_number=args.from_number,
+        )
+        TENANT_ID.validate_python(args.tenant)
+    except ValidationError as exc:
+        raise CliError(_first_problem(exc), exit_code=2) from None
+    try:
+        record = await verified_record(args.tenant, config, keyring, settings, verify=not args.no_verify)
+    except ValidationError as exc:
+        raise CliError(_first_problem(exc), exit_code=2) from None
+    await ensure_topics(settings.broker, settings.partitions)
+    await publish_tenant(settings.broker, args.tenant, record)
+    print(describe_tenant(record))
+    return 0
+
+
+async def _verify(args: argparse.Namespace, settings: Settings, keyring: Keyring) -> int:
+    current = (await latest_tenant_records(settings.broker)).get(args.tenant)
+    if current is None:
+        raise CliError(f"no tenant {args.tenant!r} is registered.")
+    config = _unseal(keyring, current)
+    record = await verified_record(args.tenant, config, keyring, settings)
+    await publish_tenant(settings.broker, args.tenant, record)
+    print(describe_tenant(record))
+    return 0
+
+
+async def _list(args: argparse.Namespace, settings: Settings, keyring: Keyring) -> int:
+    records = await latest_tenant_records(settings.broker)
+    for record in records.values():
+        print(describe_tenant(record))
+    if not records:
+        print("no tenants registered")
+    return 0
+
+
+async def _remove(args: argparse.Namespace, settings: Settings, keyring: Keyring) -> int:
+    if args.tenant not in await latest_tenant_records(settings.broker):
+        raise CliError(f"no tenant {args.tenant!r} is registered.")
+    await publish_tenant(settings.broker, args.tenant, None)
+    print(f"{args.tenant}: removed")
+    return 0
+
+
+async def _rotate(args: argparse.Namespace, settings: Settings, keyring: Keyring) -> int:
+    moved = 0
+    records = await latest_tenant_records(settings.broker)
+    for tenant_id, record in records.items():
+        try:
+            envelope = keyring.reseal(record.config)
+        except CryptoError as exc:
+            raise CliError(f"tenant {tenant_id}: {exc}") from None
+        if envelope != record.config:
+            updated = record.model_copy(update={"config": envelope, "updated_at": datetime.now(UTC)})
+            await publish_tenant(settings.broker, tenant_id, updated)
+            moved += 1
+    print(f"re-encrypted {moved} of {len(records)} tenants under key {keyring.current_kid}")
+    return 0
+
+
+def _unseal(keyring: Keyring, record: TenantRecord) -> TenantConfig:
+    try:
+        return keyring.unseal(record.config)
+    except CryptoError as exc:
+        raise CliError(f"tenant {record.tenant_id}: {exc}") from None
+
+
+def _first_problem(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    field = ".".join(str(part) for part in first["loc"]) or "value"
+    flag = {"from_number": "--from", "tenant_id": "TENANT", "value": "TENANT"}.get(
+        field, "--" + field.replace("_", "-")
+    )
+    return f"{flag}: {first['msg']}."

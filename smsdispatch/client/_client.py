@@ -1,0 +1,137 @@
+"""The producer side and the subscriber side of smsdispatch, for Python programs."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Mapping, Sequence
+from types import TracebackType
+from typing import Self
+
+from aiokafka import AIOKafkaProducer
+from pydantic import ValidationError
+
+from smsdispatch.client._reading import TopicRecord, tail_topic
+from smsdispatch.schemas import Outcome, SmsDispatched, SmsFailed, SmsRequested
+from smsdispatch.settings import Settings, bootstrap_servers
+from smsdispatch.streams import topics
+from smsdispatch.streams.topics import ensure_topics
+
+__all__ = ["SmsClient", "TopicRecord", "new_request_id"]
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex
+
+
+def parse_outcome(record: TopicRecord) -> Outcome | None:
+    """The typed outcome of a record on sms.dispatched / sms.failed; None for anything else."""
+    if record.value is None or record.topic not in (topics.DISPATCHED, topics.FAILED):
+        return None
+    try:
+        if record.topic == topics.DISPATCHED:
+            return SmsDispatched.model_validate_json(record.value)
+        return SmsFailed.model_validate_json(record.value)
+    except ValidationError:
+        return None
+
+
+class SmsClient:
+    """Publishes ``SmsRequested`` (keyed by tenant_id, acks=all) and follows the outcome topics."""
+
+    def __init__(self, broker: str | None = None) -> None:
+        self.broker = broker or Settings().broker
+        self._producer: AIOKafkaProducer | None = None
+
+    async def __aenter__(self) -> Self:
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=bootstrap_servers(self.broker), acks="all", enable_idempotence=True
+        )
+        await self._producer.start()
+        # Publishing to a missing topic would auto-create it with the broker's defaults (one partition).
+        await ensure_topics(self.broker, Settings().partitions)
+        return self
+
+    async def __aexit__(
+        self, *exc: tuple[type[BaseException] | None, BaseException | None, TracebackType | None]
+    ) -> None:
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None
+
+    async def publish(self, request: SmsRequested) -> None:
+        """Publish one request; returns once Kafka has it."""
+        await self.publish_raw(request.tenant_id.encode(), request.model_dump_json(exclude_none=True).encode())
+
+    async def publish_raw(self, key: bytes | None, value: bytes, topic: str = topics.REQUESTED) -> None:
+        if self._producer is None:
+            raise RuntimeError("use SmsClient inside 'async with'")
+        await self._producer.send_and_wait(topic, value, key=key)
+
+    async def send(
+        self,
+        tenant_id: str,
+        to: str,
+        body: str,
+        *,
+        request_id: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+        resend_of: str | None = None,
+    ) -> SmsRequested:
+        """Validate and publish a request (a ValidationError says which rule it breaks); return it."""
+        request = SmsRequested(
+            request_id=request_id or new_request_id(),
+            tenant_id=tenant_id,
+            to=to,
+            body=body,
+            metadata=dict(metadata or {}),
+            resend_of=resend_of,
+        )
+        await self.publish(request)
+        return request
+
+    async def outcomes(
+        self,
+        *,
+        tenant: str | None = None,
+        from_beginning: bool = False,
+        start_ms: int | None = None,
+        outcome_topics: Sequence[str] = (topics.DISPATCHED, topics.FAILED),
+        stop: asyncio.Event | None = None,
+    ) -> AsyncIterator[Outcome]:
+        """Typed outcomes as they arrive (optionally only one tenant's)."""
+        async for record in tail_topic(
+            self.broker, outcome_topics, from_beginning=from_beginning, start_ms=start_ms, stop=stop
+        ):
+            outcome = parse_outcome(record)
+            if outcome is not None and (tenant is None or outcome.tenant_id == tenant):
+                yield outcome
+
+    async def wait_for(
+        self,
+        request_ids: str | Sequence[str],
+        timeout: float = 30.0,  # noqa: ASYNC109 - a deadline for the whole wait, documented as such
+        since_ms: int | None = None,
+    ) -> dict[str, Outcome]:
+        """The outcome of each request id, waiting up to ``timeout`` seconds; raises TimeoutError otherwise."""
+        wanted = {request_ids} if isinstance(request_ids, str) else set(request_ids)
+        start = since_ms if since_ms is not None else int(time.time() * 1000) - 60_000
+        found: dict[str, Outcome] = {}
+        stop = asyncio.Event()
+
+        async def collect() -> None:
+            async for outcome in self.outcomes(start_ms=start, stop=stop):
+                if outcome.request_id in wanted and outcome.request_id not in found:
+                    found[outcome.request_id] = outcome
+                    if len(found) == len(wanted):
+                        return
+
+        try:
+            await asyncio.wait_for(collect(), timeout)
+        except TimeoutError:
+            missing = len(wanted) - len(found)
+            raise TimeoutError(f"no outcome for {missing} of {len(wanted)} requests within {timeout:g}s") from None
+        finally:
+            stop.set()
+        return found

@@ -1,0 +1,123 @@
+"""Reading topics without a consumer group: to the end (tenants list, replay) or as they grow (tail)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from smsdispatch.settings import bootstrap_servers
+
+
+@dataclass(frozen=True, slots=True)
+class TopicRecord:
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int
+    key: bytes | None
+    value: bytes | None
+
+
+def _consumer(broker_url: str) -> AIOKafkaConsumer:
+    # No group: nothing is committed, so reading never disturbs the worker or another reader.
+    return AIOKafkaConsumer(bootstrap_servers=bootstrap_servers(broker_url), group_id=None, enable_auto_commit=False)
+
+
+async def _assign_all(consumer: AIOKafkaConsumer, topics: Sequence[str]) -> list[TopicPartition]:
+    partitions: list[TopicPartition] = []
+    for topic in topics:
+        ids = consumer.partitions_for_topic(topic)
+        if ids is None:
+            await consumer._client.force_metadata_update()  # the topic may be new: ask the broker once more
+            ids = consumer.partitions_for_topic(topic) or set()
+        partitions.extend(TopicPartition(topic, p) for p in sorted(ids))
+    consumer.assign(partitions)
+    return partitions
+
+
+async def read_topic(
+    broker_url: str,
+    topics: Sequence[str],
+    *,
+    start_ms: int | None = None,
+    end_ms: int | None = None,
+) -> AsyncIterator[TopicRecord]:
+    """Every record of ``topics`` (optionally from ``start_ms``) up to the end offsets seen at the start."""
+    consumer = _consumer(broker_url)
+    await consumer.start()
+    try:
+        partitions = await _assign_all(consumer, topics)
+        if not partitions:
+            return
+        ends = await consumer.end_offsets(partitions)
+        if start_ms is not None:
+            found = await consumer.offsets_for_times(dict.fromkeys(partitions, start_ms))
+            for tp in partitions:
+                at = found.get(tp)
+                consumer.seek(tp, at.offset if at is not None else ends[tp])
+        else:
+            await consumer.seek_to_beginning(*partitions)
+        remaining = {tp for tp in partitions if await consumer.position(tp) < ends[tp]}
+        while remaining:
+            batches = await consumer.getmany(*remaining, timeout_ms=1000)
+            for tp, messages in batches.items():
+                for message in messages:
+                    if message.offset >= ends[tp]:
+                        remaining.discard(tp)
+                        break
+                    if end_ms is None or message.timestamp <= end_ms:
+                        yield _record(message)
+                if await consumer.position(tp) >= ends[tp]:
+                    remaining.discard(tp)
+    finally:
+        await consumer.stop()
+
+
+async def tail_topic(
+    broker_url: str,
+    topics: Sequence[str],
+    *,
+    from_beginning: bool = False,
+    start_ms: int | None = None,
+    stop: asyncio.Event | None = None,
+) -> AsyncIterator[TopicRecord]:
+    """Records of ``topics`` as they arrive, until ``stop`` is set.
+
+    Starts after the current end, or at the beginning, or at the first record written at or after ``start_ms``.
+    """
+    consumer = _consumer(broker_url)
+    await consumer.start()
+    try:
+        partitions = await _assign_all(consumer, topics)
+        if from_beginning:
+            await consumer.seek_to_beginning(*partitions)
+        elif start_ms is not None:
+            # End offsets first: a record written between the two calls is then read, not skipped.
+            ends = await consumer.end_offsets(partitions)
+            found = await consumer.offsets_for_times(dict.fromkeys(partitions, start_ms))
+            for tp in partitions:
+                at = found.get(tp)
+                consumer.seek(tp, at.offset if at is not None else ends[tp])
+        else:
+            await consumer.seek_to_end(*partitions)
+        while stop is None or not stop.is_set():
+            batches = await consumer.getmany(timeout_ms=200)
+            for messages in batches.values():
+                for message in messages:
+                    yield _record(message)
+    finally:
+        await consumer.stop()
+
+
+def _record(message: object) -> TopicRecord:
+    return TopicRecord(
+        topic=message.topic,  # type: ignore[attr-defined]
+        partition=message.partition,  # type: ignore[attr-defined]
+        offset=message.offset,  # type: ignore[attr-defined]
+        timestamp_ms=message.timestamp,  # type: ignore[attr-defined]
+        key=message.key,  # type: ignore[attr-defined]
+        value=message.value,  # type: ignore[attr-defined]
+    )

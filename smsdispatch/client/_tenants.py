@@ -1,0 +1,43 @@
+"""Reading and writing the compacted ``sms.tenants`` topic (the CLI's ``tenants`` verbs and the demo use it)."""
+
+from __future__ import annotations
+
+import logging
+
+from aiokafka import AIOKafkaProducer
+from pydantic import ValidationError
+
+from smsdispatch.client._reading import read_topic
+from smsdispatch.schemas import TenantRecord
+from smsdispatch.settings import bootstrap_servers
+from smsdispatch.streams import topics
+
+log = logging.getLogger(__name__)
+
+
+async def latest_tenant_records(broker_url: str) -> dict[str, TenantRecord]:
+    """The current record of every tenant: the last value per key, removed tenants left out."""
+    latest: dict[str, TenantRecord | None] = {}
+    async for record in read_topic(broker_url, [topics.TENANTS]):
+        if record.key is None:
+            continue
+        tenant_id = record.key.decode(errors="replace")
+        if record.value is None:
+            latest[tenant_id] = None
+            continue
+        try:
+            latest[tenant_id] = TenantRecord.model_validate_json(record.value)
+        except ValidationError:
+            log.warning("sms.tenants holds an unreadable record for %s; ignoring it", tenant_id)
+    return {tenant_id: rec for tenant_id, rec in sorted(latest.items()) if rec is not None}
+
+
+async def publish_tenant(broker_url: str, tenant_id: str, record: TenantRecord | None) -> None:
+    """Publish a tenant's record (None removes the tenant) and wait until Kafka has it."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers(broker_url), acks="all")
+    await producer.start()
+    try:
+        value = record.model_dump_json().encode() if record is not None else None
+        await producer.send_and_wait(topics.TENANTS, value, key=tenant_id.encode())
+    finally:
+        await producer.stop()

@@ -1,0 +1,97 @@
+"""The Faust application: its configuration, the contract topics, and the two tables.
+
+Configuration choices, each because of a Faust trap (shared/reference/faust-kafka.md):
+
+* at-least-once (never ``exactly_once``: open duplicate/crash bugs); idempotency comes from the ledger;
+* raw bytes in and out (``value_serializer="raw"``): values are decoded by pydantic, so a bad record becomes
+  an ``invalid_request`` outcome instead of a decode error that Faust would ack and drop;
+* ``table_standby_replicas=0`` and the in-memory store: tables recover from their changelogs on start;
+* ``stream_wait_empty``: on a rebalance Faust waits for in-flight batches before giving partitions away.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import faust
+
+from smsdispatch.settings import Settings
+from smsdispatch.streams import topics
+
+APP_ID = "smsdispatch"
+
+
+@dataclass
+class StreamsApp:
+    """The Faust app with the handles the agents need."""
+
+    app: Any  # faust.App (untyped library)
+    requested: Any
+    tenants_source: Any
+    outcomes: Any
+    tenants_table: Any
+    ledger_table: Any
+
+    async def publish(self, topic: str, key: bytes, value: bytes | None, partition: int | None = None) -> Any:
+        """Send one record now (not attached to the current event) and wait until Kafka has it."""
+        delivery = await self.app.producer.send(topic, key, value, partition, None, None)
+        return await delivery
+
+    async def write_ledger(self, key: bytes, value: bytes | None, partition: int) -> Any:
+        return await self.publish(self.ledger_table.changelog_topic.get_topic_name(), key, value, partition)
+
+
+def default_data_dir() -> Path:
+    return Path.home() / ".local" / "state" / "smsdispatch" / "worker"
+
+
+def create_app(settings: Settings, *, app_id: str = APP_ID, ledger_retention: timedelta | None = None) -> StreamsApp:
+    retention = ledger_retention or timedelta(days=settings.ledger_retention_days)
+    app = faust.App(
+        app_id,
+        broker=settings.broker,
+        store="memory://",
+        datadir=settings.data_dir or str(default_data_dir()),
+        topic_partitions=settings.partitions,
+        topic_replication_factor=1,
+        table_standby_replicas=0,
+        key_serializer="raw",
+        value_serializer="raw",
+        processing_guarantee="at_least_once",
+        producer_acks=-1,
+        consumer_auto_offset_reset="earliest",
+        stream_wait_empty=True,
+        web_port=settings.web_port,
+        web_enabled=True,
+        autodiscover=False,
+    )
+    requested = _raw_topic(app, topics.REQUESTED, partitions=settings.partitions)
+    tenants_source = _raw_topic(app, topics.TENANTS, partitions=settings.partitions)
+    outcomes = _raw_topic(app, topics.DISPATCHED, topics.FAILED, topics.STATUS)
+    tenants_table = app.Table("tenants", partitions=settings.partitions, key_type=bytes, value_type=bytes)
+    ledger_table = app.Table(
+        "ledger",
+        partitions=settings.partitions,
+        key_type=bytes,
+        value_type=bytes,
+        # Old entries leave Kafka with the retention; Ledger.expire drops them from memory.
+        extra_topic_configs={
+            "cleanup.policy": "compact,delete",
+            "retention.ms": str(int(retention.total_seconds() * 1000)),
+        },
+    )
+    return StreamsApp(app, requested, tenants_source, outcomes, tenants_table, ledger_table)
+
+
+def _raw_topic(app: Any, *names: str, partitions: int | None = None) -> Any:
+    return app.topic(
+        *names,
+        partitions=partitions,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+    )

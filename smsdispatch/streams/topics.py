@@ -1,0 +1,83 @@
+"""The topics of CONTRACT.md, and creating the ones that are missing.
+
+Faust creates only its internal topics (changelogs); ours would get the broker's default of one partition,
+which breaks co-partitioning with the tables, so the worker creates them explicitly before it starts.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from smsdispatch.settings import bootstrap_servers
+
+log = logging.getLogger(__name__)
+
+REQUESTED = "sms.requested"
+DISPATCHED = "sms.dispatched"
+FAILED = "sms.failed"
+STATUS = "sms.status"
+TENANTS = "sms.tenants"
+OUTCOME_TOPICS = (DISPATCHED, FAILED, STATUS)
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    config: dict[str, str] = field(default_factory=dict)
+
+
+CONTRACT_TOPICS = (
+    TopicSpec(REQUESTED),
+    TopicSpec(DISPATCHED),
+    TopicSpec(FAILED),
+    TopicSpec(STATUS),
+    # Compacted: the latest record per tenant_id is the tenant's configuration; a null value removes it.
+    TopicSpec(TENANTS, {"cleanup.policy": "compact"}),
+)
+
+
+async def ensure_topics(broker_url: str, partitions: int, specs: tuple[TopicSpec, ...] = CONTRACT_TOPICS) -> list[str]:
+    """Create every topic of ``specs`` that does not exist yet; return the names created.
+
+    Existing topics are left alone, whatever their partition count: changing it would move keys between
+    partitions under running consumers. A mismatch is logged so an operator can see it.
+    """
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers(broker_url))
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [spec for spec in specs if spec.name not in existing]
+        created: list[str] = []
+        for spec in missing:
+            try:
+                await admin.create_topics(
+                    [
+                        NewTopic(
+                            spec.name,
+                            num_partitions=partitions,
+                            replication_factor=1,
+                            topic_configs=spec.config,
+                        )
+                    ]
+                )
+                created.append(spec.name)
+            except TopicAlreadyExistsError:
+                pass  # another worker created it between our listing and our request
+        present = [spec.name for spec in specs if spec.name in existing]
+        if present:
+            for meta in await admin.describe_topics(present):
+                count = len(meta.get("partitions", []))
+                if count != partitions:
+                    log.warning(
+                        "topic %s has %d partitions, SMSDISPATCH_PARTITIONS is %d: left as it is",
+                        meta.get("topic"),
+                        count,
+                        partitions,
+                    )
+        return created
+    finally:
+        await admin.close()
