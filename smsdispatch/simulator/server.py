@@ -1,0 +1,79 @@
+"""Serving the simulator: an async context manager for tests and benchmarks, and the CLI's blocking runner."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from aiohttp import web
+
+from smsdispatch.simulator.app import SIMULATOR_KEY, Simulator, build_app
+from smsdispatch.simulator.config import SimulatorConfig
+from smsdispatch.simulator.faults import FaultMode, parse_fault_mode
+
+
+class RunningSimulator:
+    """A simulator listening on ``base_url``; use it from the event loop it runs on."""
+
+    def __init__(self, simulator: Simulator, host: str, port: int) -> None:
+        self._simulator = simulator
+        self.host = host
+        self.port = port
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def config(self) -> SimulatorConfig:
+        return self._simulator.config
+
+    def accepted_messages(self) -> list[dict[str, Any]]:
+        """Every accepted message, shaped like ``GET /_sim/messages``."""
+        return self._simulator.accepted_messages()
+
+    def inject_faults(self, mode: FaultMode | str, count: int = 1) -> None:
+        """Make the next ``count`` creates fail with ``mode`` (see ``faults.FAULT_MODES``)."""
+        fault = parse_fault_mode(mode)
+        if fault is None or count < 1:
+            raise ValueError(f"unknown fault mode {mode!r} or count {count} below 1")
+        self._simulator.faults.inject(fault, count)
+
+    def clear_faults(self) -> None:
+        self._simulator.faults.clear()
+
+    @property
+    def pending_callbacks(self) -> int:
+        """Status callbacks scheduled or in flight."""
+        return self._simulator.lifecycle.pending
+
+    def __repr__(self) -> str:
+        return f"RunningSimulator(base_url={self.base_url!r})"
+
+
+@asynccontextmanager
+async def running_simulator(
+    config: SimulatorConfig, host: str = "127.0.0.1", port: int = 0
+) -> AsyncIterator[RunningSimulator]:
+    """Serve ``config`` on ``host:port`` (0 picks a free port) until the block exits."""
+    app = build_app(config)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        bound_port = runner.addresses[0][1]
+        yield RunningSimulator(app[SIMULATOR_KEY], host, bound_port)
+    finally:
+        await runner.cleanup()
+
+
+async def serve_forever(
+    config: SimulatorConfig, host: str, port: int, on_ready: Callable[[RunningSimulator], None]
+) -> None:
+    """Serve until cancelled; ``on_ready`` is called once the socket listens."""
+    async with running_simulator(config, host, port) as simulator:
+        on_ready(simulator)
+        await asyncio.Event().wait()
