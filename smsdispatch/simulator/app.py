@@ -5,6 +5,7 @@ Every ``/2010-04-01`` request goes through the same gate, in this order: the per
 test-credential and account-state restrictions (403/20008, 403/20403), then the route itself. Faults apply to
 creates only, after authentication: rate_limit and 500-before-accept refuse before anything is stored;
 500-after-accept and drop-after-accept store the message (it lives on and calls back) and then fail.
+Anything else under the server (other resources, other methods) is Twilio's 404/20404 JSON.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ _JSON = "application/json"
 _PREFIX = "/2010-04-01/Accounts"
 
 Handler = Callable[[web.Request, Principal, str], Awaitable[web.StreamResponse]]
+RouteHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 class Simulator:
@@ -56,7 +58,7 @@ class Simulator:
 
     # -- the gate every API request passes ------------------------------------------------------------
 
-    def api(self, handler: Handler, *, test_credentials_allowed: bool = False) -> Any:
+    def api(self, handler: Handler, *, test_credentials_allowed: bool = False) -> RouteHandler:
         async def gated(request: web.Request) -> web.StreamResponse:
             account_sid = request.match_info["account_sid"]
             limit = self._limit
@@ -94,10 +96,10 @@ class Simulator:
 
     # -- Twilio routes ----------------------------------------------------------------------------------
 
-    async def create_message(self, request: web.Request, principal: Principal, sid: str) -> web.StreamResponse:
+    async def create_message(self, request: web.Request, principal: Principal, account_sid: str) -> web.StreamResponse:
         account = principal.account
         if account.status != "active":
-            raise TwilioError(20403, account=sid, state=account.status)
+            raise TwilioError(20403, account=account_sid, state=account.status)
         fault = self.faults.next_create_fault()
         if fault == "rate_limit":
             raise TwilioError(20429)
@@ -108,14 +110,14 @@ class Simulator:
         if principal.is_test:
             draft = validate_test(fields)
         else:
-            draft = validate_live(fields, account, self._pool_numbers.get(sid))
+            draft = validate_live(fields, account, self._pool_numbers.get(account_sid))
         now_mono, now_wall = monotonic_and_wall()
         steps, error_code = self.lifecycle.plan(
             now_mono, via_service=draft.service_sid is not None, is_test=principal.is_test
         )
         message = Message(
             sid=f"SM{self.rng.getrandbits(128):032x}",
-            account_sid=sid,
+            account_sid=account_sid,
             requested_sender=draft.requested_sender,
             from_number=draft.from_number,
             to=draft.to,
@@ -139,18 +141,18 @@ class Simulator:
             return web.Response(status=500)  # never reaches the client: the connection is gone
         return _json(message_resource(message, now_mono, as_created=True), status=201)
 
-    async def fetch_message(self, request: web.Request, principal: Principal, sid: str) -> web.StreamResponse:
+    async def fetch_message(self, request: web.Request, principal: Principal, account_sid: str) -> web.StreamResponse:
         self._require_active(principal)
-        message = self.store.get(sid, request.match_info["message_sid"])
+        message = self.store.get(account_sid, request.match_info["message_sid"])
         if message is None:
             raise TwilioError(20404, path=request.path)
         return _json(message_resource(message, monotonic_and_wall()[0]))
 
-    async def list_messages(self, request: web.Request, principal: Principal, sid: str) -> web.StreamResponse:
+    async def list_messages(self, request: web.Request, principal: Principal, account_sid: str) -> web.StreamResponse:
         self._require_active(principal)
-        return _json(list_messages(self.store, sid, request.path, request.query))
+        return _json(list_messages(self.store, account_sid, request.path, request.query))
 
-    async def fetch_account(self, request: web.Request, principal: Principal, sid: str) -> web.StreamResponse:
+    async def fetch_account(self, request: web.Request, principal: Principal, account_sid: str) -> web.StreamResponse:
         if principal.is_standard_key:
             raise TwilioError(20003)  # Standard API keys cannot use the /Accounts resource
         return _json(account_resource(principal.account, self.started_wall))

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import Mapping
 
 import aiohttp
@@ -66,8 +67,10 @@ class Lifecycle:
         for index in range(1, len(message.steps)):
             key = self._next_timer
             self._next_timer += 1
-            # The loop's clock is time.monotonic(), the clock the steps are written in.
-            self._timers[key] = loop.call_at(message.steps[index][0], self._fire, key, message, index)
+            # Steps are in time.monotonic(); a millisecond of slack makes sure that a receiver fetching the
+            # message on a callback already sees the status it was told about, whatever the loop's clock.
+            delay = message.steps[index][0] - time.monotonic() + 0.001
+            self._timers[key] = loop.call_later(max(delay, 0.0), self._fire, key, message, index)
 
     def _fire(self, key: int, message: Message, index: int) -> None:
         self._timers.pop(key, None)

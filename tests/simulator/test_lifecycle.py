@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections import Counter
 from typing import Any
 
 import aiohttp
@@ -148,13 +149,14 @@ async def test_undelivered_messages_report_a_30xxx_code(
 
 @pytest.mark.asyncio
 async def test_a_failed_callback_is_retried_once(http: aiohttp.ClientSession, receiver: CallbackReceiver) -> None:
-    receiver.statuses = [500, 500, 500]  # "sent" fails twice (given up), "delivered" fails once then lands
+    receiver.statuses = [500, 500, 500]
     async with running_simulator(make_config(status_delay_ms=100)) as simulator:
         message = await create(http, simulator, receiver.url)
         await receiver.wait_for(4)
         await asyncio.sleep(0.3)  # room for a (wrong) third attempt to show up
 
-    assert receiver.statuses_of(message["sid"]) == ["sent", "sent", "delivered", "delivered"]
+    # Three 500s over two callbacks: one of them gives up after its retry, the other lands on its retry.
+    assert Counter(receiver.statuses_of(message["sid"])) == {"sent": 2, "delivered": 2}
 
 
 @pytest.mark.asyncio
