@@ -93,7 +93,8 @@ def nothing_was_sent(error: httpx.TransportError) -> bool:
     ``ServerDisconnectedError`` and resets that happen after the request went out, so with that transport the
     httpx type alone would make a lost answer look like a safe retry (a duplicate SMS). Its original aiohttp
     error rides along as ``__cause__``: only a failure to connect, or a timeout waiting for a connection, is
-    proof that nothing was sent.
+    proof that nothing was sent. (aiohttp itself re-sends a request on a stale keep-alive connection only
+    for idempotent methods, never a POST, so no create is ever repeated below us either.)
     """
     cause = error.__cause__
     if isinstance(cause, aiohttp.ClientError):
