@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from contextlib import aclosing
 from types import TracebackType
 from typing import Self
 
@@ -69,6 +70,37 @@ class SmsClient:
             raise RuntimeError("use SmsClient inside 'async with'")
         await self._producer.send_and_wait(topic, value, key=key)
 
+    async def publish_many(
+        self,
+        requests: Iterable[SmsRequested],
+        *,
+        window: int = 500,
+        on_published: Callable[[int], None] | None = None,
+    ) -> int:
+        """Publish requests in order, ``window`` in flight at a time; return the count once Kafka has them all.
+
+        One round trip per record would make a large replay take minutes; the idempotent producer keeps the
+        order within a partition while the acknowledgements are pipelined. ``on_published`` gets the running
+        count after each window.
+        """
+        if self._producer is None:
+            raise RuntimeError("use SmsClient inside 'async with'")
+        in_flight: list[asyncio.Future[object]] = []
+        published = 0
+        for request in requests:
+            value = request.model_dump_json(exclude_none=True).encode()
+            in_flight.append(await self._producer.send(topics.REQUESTED, value, key=request.tenant_id.encode()))
+            if len(in_flight) >= window:
+                published += len(await asyncio.gather(*in_flight))
+                in_flight.clear()
+                if on_published is not None:
+                    on_published(published)
+        if in_flight:
+            published += len(await asyncio.gather(*in_flight))
+            if on_published is not None:
+                on_published(published)
+        return published
+
     async def send(
         self,
         tenant_id: str,
@@ -101,12 +133,12 @@ class SmsClient:
         stop: asyncio.Event | None = None,
     ) -> AsyncIterator[Outcome]:
         """Typed outcomes as they arrive (optionally only one tenant's)."""
-        async for record in tail_topic(
-            self.broker, outcome_topics, from_beginning=from_beginning, start_ms=start_ms, stop=stop
-        ):
-            outcome = parse_outcome(record)
-            if outcome is not None and (tenant is None or outcome.tenant_id == tenant):
-                yield outcome
+        records = tail_topic(self.broker, outcome_topics, from_beginning=from_beginning, start_ms=start_ms, stop=stop)
+        async with aclosing(records):
+            async for record in records:
+                outcome = parse_outcome(record)
+                if outcome is not None and (tenant is None or outcome.tenant_id == tenant):
+                    yield outcome
 
     async def wait_for(
         self,
@@ -121,11 +153,13 @@ class SmsClient:
         stop = asyncio.Event()
 
         async def collect() -> None:
-            async for outcome in self.outcomes(start_ms=start, stop=stop):
-                if outcome.request_id in wanted and outcome.request_id not in found:
-                    found[outcome.request_id] = outcome
-                    if len(found) == len(wanted):
-                        return
+            outcomes = self.outcomes(start_ms=start, stop=stop)
+            async with aclosing(outcomes):
+                async for outcome in outcomes:
+                    if outcome.request_id in wanted and outcome.request_id not in found:
+                        found[outcome.request_id] = outcome
+                        if len(found) == len(wanted):
+                            return
 
         try:
             await asyncio.wait_for(collect(), timeout)

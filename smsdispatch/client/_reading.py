@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Callable, Collection, Sequence
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -26,14 +26,16 @@ def _consumer(broker_url: str) -> AIOKafkaConsumer:
     return AIOKafkaConsumer(bootstrap_servers=bootstrap_servers(broker_url), group_id=None, enable_auto_commit=False)
 
 
-async def _assign_all(consumer: AIOKafkaConsumer, topics: Sequence[str]) -> list[TopicPartition]:
+async def _assign_all(
+    consumer: AIOKafkaConsumer, topics: Sequence[str], only: Collection[int] | None = None
+) -> list[TopicPartition]:
     partitions: list[TopicPartition] = []
     for topic in topics:
         ids = consumer.partitions_for_topic(topic)
         if ids is None:
             await consumer._client.force_metadata_update()  # the topic may be new: ask the broker once more
             ids = consumer.partitions_for_topic(topic) or set()
-        partitions.extend(TopicPartition(topic, p) for p in sorted(ids))
+        partitions.extend(TopicPartition(topic, p) for p in sorted(ids) if only is None or p in only)
     consumer.assign(partitions)
     return partitions
 
@@ -44,23 +46,42 @@ async def read_topic(
     *,
     start_ms: int | None = None,
     end_ms: int | None = None,
-) -> AsyncIterator[TopicRecord]:
-    """Every record of ``topics`` (optionally from ``start_ms``) up to the end offsets seen at the start."""
+    from_offset: int | None = None,
+    to_offset: int | None = None,
+    partitions: Collection[int] | None = None,
+    on_size: Callable[[int], None] | None = None,
+) -> AsyncGenerator[TopicRecord, None]:
+    """Every record of ``topics`` (optionally from ``start_ms``) up to the end offsets seen at the start.
+
+    ``from_offset``/``to_offset`` bound the offsets read in every partition (both inclusive), ``partitions``
+    keeps only those partition numbers, and ``on_size`` is told once how many offsets the read spans (an upper
+    bound on the records it yields), so a caller can show progress.
+    """
     consumer = _consumer(broker_url)
     await consumer.start()
     try:
-        partitions = await _assign_all(consumer, topics)
-        if not partitions:
+        assigned = await _assign_all(consumer, topics, partitions)
+        if not assigned:
+            if on_size is not None:
+                on_size(0)
             return
-        ends = await consumer.end_offsets(partitions)
+        ends = await consumer.end_offsets(assigned)
+        if to_offset is not None:
+            ends = {tp: min(end, to_offset + 1) for tp, end in ends.items()}
+        starts = await consumer.beginning_offsets(assigned)
+        if from_offset is not None:
+            # Never seek below the log start: aiokafka would answer OffsetOutOfRange by jumping to the end.
+            starts = {tp: max(start, from_offset) for tp, start in starts.items()}
         if start_ms is not None:
-            found = await consumer.offsets_for_times(dict.fromkeys(partitions, start_ms))
-            for tp in partitions:
+            found = await consumer.offsets_for_times(dict.fromkeys(assigned, start_ms))
+            for tp in assigned:
                 at = found.get(tp)
-                consumer.seek(tp, at.offset if at is not None else ends[tp])
-        else:
-            await consumer.seek_to_beginning(*partitions)
-        remaining = {tp for tp in partitions if await consumer.position(tp) < ends[tp]}
+                starts[tp] = max(starts[tp], at.offset if at is not None else ends[tp])
+        for tp in assigned:
+            consumer.seek(tp, min(starts[tp], ends[tp]))
+        if on_size is not None:
+            on_size(sum(max(0, ends[tp] - starts[tp]) for tp in assigned))
+        remaining = {tp for tp in assigned if await consumer.position(tp) < ends[tp]}
         while remaining:
             batches = await consumer.getmany(*remaining, timeout_ms=1000)
             for tp, messages in batches.items():
@@ -83,7 +104,7 @@ async def tail_topic(
     from_beginning: bool = False,
     start_ms: int | None = None,
     stop: asyncio.Event | None = None,
-) -> AsyncIterator[TopicRecord]:
+) -> AsyncGenerator[TopicRecord, None]:
     """Records of ``topics`` as they arrive, until ``stop`` is set.
 
     Starts after the current end, or at the beginning, or at the first record written at or after ``start_ms``.

@@ -1,0 +1,73 @@
+"""Collecting outcomes from the real topics, for the integration tests."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import urllib.request
+from collections.abc import Callable
+from contextlib import aclosing
+from typing import Any
+
+from smsdispatch.client import SmsClient, parse_outcome, tail_topic
+from smsdispatch.schemas import Outcome, SmsRequested
+from smsdispatch.streams import topics
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+async def collect(
+    broker_url: str, start_ms: int, wanted: Callable[[Outcome], bool], count: int, timeout: float = 60.0
+) -> list[Outcome]:
+    """The first ``count`` outcomes written since ``start_ms`` that ``wanted`` accepts; fails on timeout."""
+    found: list[Outcome] = []
+    stop = asyncio.Event()
+
+    async def follow() -> None:
+        records = tail_topic(broker_url, [topics.DISPATCHED, topics.FAILED], start_ms=start_ms, stop=stop)
+        async with aclosing(records):
+            async for record in records:
+                outcome = parse_outcome(record)
+                if outcome is not None and wanted(outcome):
+                    found.append(outcome)
+                    if len(found) >= count:
+                        return
+
+    try:
+        await asyncio.wait_for(follow(), timeout)
+    except TimeoutError:
+        raise AssertionError(f"only {len(found)} of {count} outcomes within {timeout:g}s: {found!r}") from None
+    finally:
+        stop.set()
+    return found
+
+
+async def send_and_collect(broker_url: str, requests: list[SmsRequested], timeout: float = 60.0) -> dict[str, Outcome]:
+    """Publish ``requests`` and return each one's outcome by request_id."""
+    start = now_ms() - 1000
+    ids = {request.request_id for request in requests}
+    async with SmsClient(broker_url) as client:
+        for request in requests:
+            await client.publish(request)
+    outcomes = await collect(broker_url, start, lambda o: o.request_id in ids, len(ids), timeout)
+    return {outcome.request_id or "": outcome for outcome in outcomes}
+
+
+def simulator_messages(simulator_url: str) -> list[dict[str, Any]]:
+    with urllib.request.urlopen(f"{simulator_url}/_sim/messages", timeout=5) as response:  # noqa: S310
+        messages: list[dict[str, Any]] = json.load(response)
+    return messages
+
+
+def inject_faults(simulator_url: str, mode: str, count: int) -> None:
+    request = urllib.request.Request(  # noqa: S310
+        f"{simulator_url}/_sim/faults",
+        data=json.dumps({"mode": mode, "count": count}).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310
+        assert response.status in (200, 201, 204)

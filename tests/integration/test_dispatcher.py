@@ -1,0 +1,191 @@
+"""The dispatcher end to end: real Kafka broker, worker process, Twilio simulator process."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from smsdispatch.client import read_topic
+from smsdispatch.schemas import ErrorCode, SmsDispatched, SmsFailed, SmsRequested
+from smsdispatch.settings import bootstrap_servers
+from smsdispatch.streams import topics
+from tests.integration.conftest import Stack
+from tests.integration.outcomes import collect, inject_faults, now_ms, send_and_collect, simulator_messages
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.kafka]
+
+
+def request(tenant_id: str, to: str = "+14155552671", body: str | None = None, **extra: object) -> SmsRequested:
+    return SmsRequested.model_validate(
+        {
+            "request_id": uuid.uuid4().hex,
+            "tenant_id": tenant_id,
+            "to": to,
+            "body": body or f"hello {uuid.uuid4().hex}",
+            **extra,
+        }
+    )
+
+
+MAGIC_TO = {
+    "+15005550001": 21211,
+    "+15005550002": 21612,
+    "+15005550003": 21408,
+    "+15005550004": 21610,
+    "+15005550009": 21614,
+}
+MAGIC_FROM = {"from01": 21212, "from07": 21606, "from08": 21611}
+
+
+async def test_every_magic_number_yields_its_outcome_and_code(stack: Stack) -> None:
+    by_to = {to: request(stack.tenant("test"), to=to) for to in MAGIC_TO}
+    by_from = {name: request(stack.tenant(name), to="+14155552671") for name in MAGIC_FROM}
+    passes = request(stack.tenant("test"), to="+14155552671")
+    outcomes = await send_and_collect(stack.broker_url, [*by_to.values(), *by_from.values(), passes])
+    for to, code in MAGIC_TO.items():
+        outcome = outcomes[by_to[to].request_id]
+        assert isinstance(outcome, SmsFailed), to
+        assert (outcome.error.code, outcome.error.provider_code) == (ErrorCode.PROVIDER_REJECTED, code), to
+    for name, code in MAGIC_FROM.items():
+        outcome = outcomes[by_from[name].request_id]
+        assert isinstance(outcome, SmsFailed), name
+        assert (outcome.error.code, outcome.error.provider_code) == (ErrorCode.PROVIDER_REJECTED, code), name
+    ok = outcomes[passes.request_id]
+    assert isinstance(ok, SmsDispatched)
+    assert ok.status == "queued"
+
+
+async def test_live_tenant_is_queued_with_a_sid_the_simulator_knows(stack: Stack) -> None:
+    sent = request(stack.tenant("live"), metadata={"order": "42"})
+    outcome = (await send_and_collect(stack.broker_url, [sent]))[sent.request_id]
+    assert isinstance(outcome, SmsDispatched)
+    assert outcome.status == "queued"
+    assert outcome.metadata == {"order": "42"}
+    assert (outcome.segments, outcome.encoding, outcome.attempts) == (1, "GSM-7", 1)
+    known = {m["sid"]: m for m in simulator_messages(stack.simulator_url)}
+    assert known[outcome.provider_message_id]["body"] == sent.body
+
+
+async def test_api_key_tenant_dispatches(stack: Stack) -> None:
+    sent = request(stack.tenant("apikey"))
+    outcome = (await send_and_collect(stack.broker_url, [sent]))[sent.request_id]
+    assert isinstance(outcome, SmsDispatched)
+    assert outcome.status == "queued"
+
+
+async def test_messaging_service_tenant_is_accepted(stack: Stack) -> None:
+    sent = request(stack.tenant("service"))
+    outcome = (await send_and_collect(stack.broker_url, [sent]))[sent.request_id]
+    assert isinstance(outcome, SmsDispatched)
+    assert outcome.status == "accepted"
+
+
+async def test_unknown_and_unverified_tenants_fail_without_sending(stack: Stack) -> None:
+    unknown = request(f"nobody-{stack.suffix}")
+    unverified = request(stack.tenant("unverified"))
+    outcomes = await send_and_collect(stack.broker_url, [unknown, unverified])
+    assert isinstance(outcomes[unknown.request_id], SmsFailed)
+    assert outcomes[unknown.request_id].error.code == ErrorCode.UNKNOWN_TENANT  # type: ignore[union-attr]
+    assert outcomes[unverified.request_id].error.code == ErrorCode.TENANT_NOT_VERIFIED  # type: ignore[union-attr]
+    bodies = {m["body"] for m in simulator_messages(stack.simulator_url)}
+    assert unknown.body not in bodies and unverified.body not in bodies
+
+
+async def test_malformed_records_each_get_one_failure_and_the_worker_keeps_going(stack: Stack) -> None:
+    tenant = stack.tenant("live")
+    marker = uuid.uuid4().hex
+    bad_values = {
+        "bad-e164": {"request_id": f"{marker}-1", "tenant_id": tenant, "to": "4155552671", "body": "x"},
+        "empty-body": {"request_id": f"{marker}-2", "tenant_id": tenant, "to": "+14155552671", "body": ""},
+        "long-body": {"request_id": f"{marker}-3", "tenant_id": tenant, "to": "+14155552671", "body": "x" * 1601},
+        "missing-fields": {"request_id": f"{marker}-4", "tenant_id": tenant},
+    }
+    raw_values = [b"\xff\xfe" + marker.encode() + b"-garbage", f'["{marker}-array"]'.encode()]
+    start = now_ms() - 1000
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers(stack.broker_url))
+    await producer.start()
+    try:
+        import json
+
+        for value in bad_values.values():
+            await producer.send_and_wait(topics.REQUESTED, json.dumps(value).encode(), key=tenant.encode())
+        for raw in raw_values:
+            await producer.send_and_wait(topics.REQUESTED, raw, key=tenant.encode())
+    finally:
+        await producer.stop()
+    good = request(tenant)
+    failures = await collect(
+        stack.broker_url,
+        start,
+        lambda o: isinstance(o, SmsFailed) and marker in ((o.request_id or "") + (o.raw or "")),
+        count=len(bad_values) + len(raw_values),
+    )
+    assert all(f.error.code == ErrorCode.INVALID_REQUEST for f in failures if isinstance(f, SmsFailed))
+    assert sorted(f.request_id for f in failures if f.request_id) == sorted(
+        v["request_id"] for v in bad_values.values()
+    )
+    assert sum(1 for f in failures if f.request_id is None) == len(raw_values)
+    outcome = (await send_and_collect(stack.broker_url, [good]))[good.request_id]
+    assert isinstance(outcome, SmsDispatched)
+
+
+async def test_same_request_id_twice_sends_one_sms_and_repeats_its_outcome(stack: Stack) -> None:
+    once = request(stack.tenant("live"))
+    start = now_ms() - 1000
+    from smsdispatch.client import SmsClient
+
+    async with SmsClient(stack.broker_url) as client:
+        await client.publish(once)
+        first = await collect(stack.broker_url, start, lambda o: o.request_id == once.request_id, 1)
+        await client.publish(once)
+    both = await collect(stack.broker_url, start, lambda o: o.request_id == once.request_id, 2)
+    assert both[0] == both[1] == first[0]
+    assert [m["body"] for m in simulator_messages(stack.simulator_url)].count(once.body) == 1
+
+
+async def test_a_storm_of_429s_is_ridden_out(stack: Stack) -> None:
+    inject_faults(stack.simulator_url, "rate_limit", 4)
+    sent = request(stack.tenant("live"))
+    outcome = (await send_and_collect(stack.broker_url, [sent]))[sent.request_id]
+    assert isinstance(outcome, SmsDispatched)
+    assert outcome.attempts == 5
+
+
+@pytest.mark.parametrize("fault", ["drop_after_accept", "error_500_after_accept"])
+async def test_a_create_cut_off_after_acceptance_ends_as_one_sms(stack: Stack, fault: str) -> None:
+    inject_faults(stack.simulator_url, fault, 1)
+    sent = request(stack.tenant("live"))
+    outcome = (await send_and_collect(stack.broker_url, [sent]))[sent.request_id]
+    assert isinstance(outcome, SmsDispatched), outcome
+    assert [m["body"] for m in simulator_messages(stack.simulator_url)].count(sent.body) == 1
+
+
+async def test_a_500_before_acceptance_is_confirmed_unsent_and_not_resent(stack: Stack) -> None:
+    inject_faults(stack.simulator_url, "error_500_before_accept", 1)
+    sent = request(stack.tenant("live"))
+    outcome = (await send_and_collect(stack.broker_url, [sent]))[sent.request_id]
+    assert isinstance(outcome, SmsFailed)
+    assert (outcome.error.code, outcome.error.retryable) == (ErrorCode.PROVIDER_UNAVAILABLE, True)
+    assert sent.body not in {m["body"] for m in simulator_messages(stack.simulator_url)}
+
+
+async def test_an_unknown_outcome_with_test_credentials_is_reported_unknown(stack: Stack) -> None:
+    inject_faults(stack.simulator_url, "error_500_after_accept", 1)
+    sent = request(stack.tenant("test"))
+    outcome = (await send_and_collect(stack.broker_url, [sent]))[sent.request_id]
+    assert isinstance(outcome, SmsFailed)
+    assert outcome.error.code == ErrorCode.OUTCOME_UNKNOWN
+
+
+async def test_no_secret_reaches_the_tenants_topic_the_worker_log_or_an_outcome(stack: Stack) -> None:
+    sent = request(stack.tenant("apikey"))
+    await send_and_collect(stack.broker_url, [sent])
+    seen = bytearray()
+    async for record in read_topic(stack.broker_url, [topics.TENANTS, topics.DISPATCHED, topics.FAILED, topics.STATUS]):
+        seen += (record.key or b"") + (record.value or b"")
+    seen += stack.worker.log_text().encode()
+    assert len(seen) > 1000
+    for secret in stack.secrets:
+        assert secret.encode() not in seen
