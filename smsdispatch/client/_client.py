@@ -154,7 +154,7 @@ class SmsClient:
 
         async def collect() -> None:
             outcomes = self.outcomes(start_ms=start, stop=stop)
-            async with aclosing(outcomes):
+            async with aclosing(outcomes):  # type: ignore[type-var]  # an async generator has aclose()
                 async for outcome in outcomes:
                     if outcome.request_id in wanted and outcome.request_id not in found:
                         found[outcome.request_id] = outcome

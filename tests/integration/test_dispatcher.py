@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from smsdispatch.client import read_topic
+from smsdispatch.client import SmsClient, read_topic
 from smsdispatch.schemas import ErrorCode, SmsDispatched, SmsFailed, SmsRequested
 from smsdispatch.settings import bootstrap_servers
 from smsdispatch.streams import topics
@@ -18,15 +19,8 @@ pytestmark = [pytest.mark.asyncio, pytest.mark.kafka]
 
 
 def request(tenant_id: str, to: str = "+14155552671", body: str | None = None, **extra: object) -> SmsRequested:
-    return SmsRequested.model_validate(
-        {
-            "request_id": uuid.uuid4().hex,
-            "tenant_id": tenant_id,
-            "to": to,
-            "body": body or f"hello {uuid.uuid4().hex}",
-            **extra,
-        }
-    )
+    fields = {"request_id": uuid.uuid4().hex, "tenant_id": tenant_id, "to": to, "body": body or f"hi {uuid.uuid4()}"}
+    return SmsRequested.model_validate({**fields, **extra})
 
 
 MAGIC_TO = {
@@ -90,7 +84,8 @@ async def test_unknown_and_unverified_tenants_fail_without_sending(stack: Stack)
     assert outcomes[unknown.request_id].error.code == ErrorCode.UNKNOWN_TENANT  # type: ignore[union-attr]
     assert outcomes[unverified.request_id].error.code == ErrorCode.TENANT_NOT_VERIFIED  # type: ignore[union-attr]
     bodies = {m["body"] for m in simulator_messages(stack.simulator_url)}
-    assert unknown.body not in bodies and unverified.body not in bodies
+    assert unknown.body not in bodies
+    assert unverified.body not in bodies
 
 
 async def test_malformed_records_each_get_one_failure_and_the_worker_keeps_going(stack: Stack) -> None:
@@ -107,8 +102,6 @@ async def test_malformed_records_each_get_one_failure_and_the_worker_keeps_going
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers(stack.broker_url))
     await producer.start()
     try:
-        import json
-
         for value in bad_values.values():
             await producer.send_and_wait(topics.REQUESTED, json.dumps(value).encode(), key=tenant.encode())
         for raw in raw_values:
@@ -134,8 +127,6 @@ async def test_malformed_records_each_get_one_failure_and_the_worker_keeps_going
 async def test_same_request_id_twice_sends_one_sms_and_repeats_its_outcome(stack: Stack) -> None:
     once = request(stack.tenant("live"))
     start = now_ms() - 1000
-    from smsdispatch.client import SmsClient
-
     async with SmsClient(stack.broker_url) as client:
         await client.publish(once)
         first = await collect(stack.broker_url, start, lambda o: o.request_id == once.request_id, 1)
