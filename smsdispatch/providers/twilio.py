@@ -117,7 +117,7 @@ class TwilioProvider:
             try:
                 response = await self._exchange("GET", f"{self._account_path}.json")
             except AuthenticationError as error:
-                # Only valid *test* credentials get this far: Twilio lets them create, nothing else.
+                # 403/20008: Twilio authenticated these as test credentials, which may create and nothing else.
                 if error.http_status == 403 and error.provider_code == TEST_CREDENTIALS_CODE:
                     return AccountInfo(verified=True, test_credentials=True)
                 raise
