@@ -13,9 +13,12 @@ import asyncio
 import contextlib
 import signal
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from smsdispatch.cli._common import CliError
+
+if TYPE_CHECKING:  # the simulator (and aiohttp) is imported only when the verb runs
+    from smsdispatch.simulator import SimulatorConfig
 
 _ACCOUNT_FLAGS = {"trial": "Trial", "full": "Full", "active": "active", "suspended": "suspended", "closed": "closed"}
 
@@ -100,11 +103,11 @@ def _attach_api_keys(accounts: dict[str, dict[str, Any]], specs: list[str]) -> N
             account["standard_api_keys"] = {*account.get("standard_api_keys", set()), parts[1]}
 
 
-def build_config(args: argparse.Namespace) -> Any:
+def build_config(args: argparse.Namespace) -> SimulatorConfig:
     """The SimulatorConfig the flags describe; any bad value is a one-sentence CliError (exit 2)."""
     from pydantic import ValidationError
 
-    from smsdispatch.simulator import SimulatorConfig
+    from smsdispatch.simulator import SimulatorConfig as Config
 
     if not args.account and not args.test_account:
         raise CliError("Give at least one --account or --test-account.", 2)
@@ -119,7 +122,7 @@ def build_config(args: argparse.Namespace) -> Any:
             raise CliError("--test-account must look like SID:TOKEN.", 2)
         test_accounts.append({"sid": sid, "token": token})
     try:
-        return SimulatorConfig.model_validate(
+        return Config.model_validate(
             {
                 "accounts": list(accounts.values()),
                 "test_accounts": test_accounts,
