@@ -64,6 +64,10 @@ def create_app(settings: Settings, *, app_id: str = APP_ID, ledger_retention: ti
         producer_acks=-1,
         consumer_auto_offset_reset="earliest",
         stream_wait_empty=True,
+        # A crashed worker's partitions move to the others after this long without heartbeats (Faust's default
+        # of 60 s would hold a tenant's traffic for a minute after a crash).
+        broker_session_timeout=15.0,
+        broker_heartbeat_interval=3.0,
         web_port=settings.web_port,
         web_enabled=True,
         autodiscover=False,
