@@ -1,1 +1,29 @@
-"""TODO."""
+"""The dispatch log (CONTRACT.md, "The dispatch log"): outcomes upserted into SQLite or PostgreSQL.
+
+    log = await DispatchLog.open("sqlite+aiosqlite:///smsdispatch.db")
+    await log.record([dispatched, failed, receipt])   # one transaction
+    row = await log.get("req-1")
+    await log.close()
+
+The upsert rules are described in ``upserts.py`` (ranks and row keys in ``rows.py``), the schema
+migrations in ``migrations.py``.
+"""
+
+from smsdispatch.storage.dispatch_log import DispatchLog, DispatchLogRow, DispatchLogSummary
+from smsdispatch.storage.errors import SchemaTooNew, StorageError, StorageUnavailable
+from smsdispatch.storage.migrations import MIGRATIONS, Migration
+from smsdispatch.storage.rows import FINAL_STATUSES, status_rank, unreadable_request_id
+
+__all__ = [
+    "FINAL_STATUSES",
+    "MIGRATIONS",
+    "DispatchLog",
+    "DispatchLogRow",
+    "DispatchLogSummary",
+    "Migration",
+    "SchemaTooNew",
+    "StorageError",
+    "StorageUnavailable",
+    "status_rank",
+    "unreadable_request_id",
+]
