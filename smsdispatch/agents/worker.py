@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiokafka.partitioner import murmur2
+from faust.web import View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from smsdispatch.agents.dispatch import Dispatcher, DispatcherOptions, InboundRecord
@@ -112,32 +113,36 @@ def build_worker(settings: Settings, keyring: Keyring, metrics: DispatchMetrics 
         return web.bytes(generate_latest(metrics.registry), content_type=CONTENT_TYPE_LATEST.split(";")[0])
 
     @app.page("/twilio/status/{tenant_id}")
-    async def status_callback(web: Any, request: Any, tenant_id: str) -> Any:
-        if request.method != "POST":
-            return web.text("POST only", status=405)
-        form = {key: str(value) for key, value in (await request.post()).items()}
-        public = (settings.public_url or "").rstrip("/")
-        url = public + request.path_qs if public else str(request.url)
-        try:
-            status = status_from_callback(
-                tenants,
-                tenant_id,
-                request.query.get("request_id"),
-                url,
-                form,
-                request.headers.get("X-Twilio-Signature"),
-            )
-        except CallbackRejected as rejected:
-            log.warning("status callback refused for tenant %s: %s", tenant_id, rejected)
-            return web.text(str(rejected), status=rejected.status)
-        await streams.publish(topics.STATUS, tenant_id.encode(), status.to_bytes())
-        return web.text("", status=204)
+    class StatusCallback(View):
+        """Twilio's delivery receipts (POST only: Faust answers 405 to other methods)."""
+
+        async def post(self, request: Any, tenant_id: str) -> Any:
+            form = {key: str(value) for key, value in (await request.post()).items()}
+            public = (settings.public_url or "").rstrip("/")
+            # Twilio signs the URL it called: ours as configured publicly, whatever proxy is in between.
+            url = public + request.path_qs if public else str(request.url)
+            try:
+                status = status_from_callback(
+                    tenants,
+                    tenant_id,
+                    request.query.get("request_id"),
+                    url,
+                    form,
+                    request.headers.get("X-Twilio-Signature"),
+                )
+            except CallbackRejected as rejected:
+                log.warning("status callback refused for tenant %s: %s", tenant_id, rejected)
+                return self.text(str(rejected), status=rejected.status)
+            await streams.publish(topics.STATUS, tenant_id.encode(), status.to_bytes())
+            return self.text("", status=200)
 
     @app.on_after_configured.connect
     def _quiet(app_: Any, **_: Any) -> None:
         logging.getLogger("aiokafka").setLevel(logging.WARNING)
+        # One line per HTTP call to Twilio would drown the one line per outcome (and cost CPU at volume).
+        logging.getLogger("httpx").setLevel(logging.WARNING)
 
-    _ = (keep_tenants, dispatch, record_outcomes, health, prometheus, status_callback)
+    _ = (keep_tenants, dispatch, record_outcomes, health, prometheus, StatusCallback)
     return streams
 
 
