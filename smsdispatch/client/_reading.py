@@ -58,8 +58,8 @@ async def read_topic(
     bound on the records it yields), so a caller can show progress.
     """
     consumer = _consumer(broker_url)
-    await consumer.start()
     try:
+        await consumer.start()  # inside the try: a consumer whose start failed must still be closed
         assigned = await _assign_all(consumer, topics, partitions)
         if not assigned:
             if on_size is not None:
@@ -110,8 +110,8 @@ async def tail_topic(
     Starts after the current end, or at the beginning, or at the first record written at or after ``start_ms``.
     """
     consumer = _consumer(broker_url)
-    await consumer.start()
     try:
+        await consumer.start()
         partitions = await _assign_all(consumer, topics)
         if from_beginning:
             await consumer.seek_to_beginning(*partitions)

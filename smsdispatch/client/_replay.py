@@ -302,7 +302,7 @@ class _Reader:
         return found
 
     async def read(self, topic: str, selection: ReplaySelection) -> AsyncIterator[TopicRecord]:
-        """The records of ``topic`` within the selection's window (until_ms is left to the caller to apply)."""
+        """The records of ``topic`` in the selection's time window or offset range, with progress reports."""
         stage = f"reading {topic}"
         sizes: list[int] = []
         done = 0
@@ -318,7 +318,11 @@ class _Reader:
             done += 1
             if self.progress is not None and done % PROGRESS_EVERY == 0:
                 self.progress(ReplayProgress(stage, done, max(done, sum(sizes))))
-            if selection.until_ms is None or record.timestamp_ms <= selection.until_ms:
+            # The seek found the first record at or after since_ms, but producers set the timestamps: later
+            # records may still be older, so both ends of the window are checked on every record.
+            if (selection.since_ms is None or record.timestamp_ms >= selection.since_ms) and (
+                selection.until_ms is None or record.timestamp_ms <= selection.until_ms
+            ):
                 yield record
         if self.progress is not None:
             self.progress(ReplayProgress(stage, done, done, finished=True))
