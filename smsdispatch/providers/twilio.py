@@ -142,11 +142,10 @@ class TwilioProvider:
         """
         moment = sent_after if sent_after.tzinfo is not None else sent_after.replace(tzinfo=UTC)
         threshold = moment - clock_skew
-        first_query = {
-            "To": to,
-            "DateSent>": threshold.astimezone(UTC).date().isoformat(),
-            "PageSize": _PAGE_SIZE,
-        }
+        # No DateSent filter: a message Twilio accepted but has not sent yet has no date_sent, and it is exactly
+        # the one an unknown outcome may have left behind. Twilio lists newest first (unsent ones on top), so
+        # paging stops at the first page that is entirely older than the threshold.
+        first_query = {"To": to, "PageSize": _PAGE_SIZE}
         if not self._config.uses_messaging_service:
             first_query["From"] = self._config.from_number
         path = self._messages_path
@@ -154,12 +153,14 @@ class TwilioProvider:
         found: list[tuple[datetime, dict[str, Any]]] = []
         for _ in range(max_pages):
             page = await self._list_page(path, query)
-            for item in page.get("messages") or []:
-                created = parse_date(item.get("date_created")) if isinstance(item, dict) else None
+            items = [item for item in page.get("messages") or [] if isinstance(item, dict)]
+            dates = [parse_date(item.get("date_created")) for item in items]
+            for item, created in zip(items, dates, strict=True):
                 if created is not None and created >= threshold and item.get("body") == body:
                     found.append((created, item))
+            all_older = bool(dates) and all(created is not None and created < threshold for created in dates)
             next_page = page.get("next_page_uri")
-            if not isinstance(next_page, str) or not next_page:
+            if all_older or not isinstance(next_page, str) or not next_page:
                 break
             path, query = next_page, None
         else:

@@ -58,15 +58,23 @@ async def test_find_sent_returns_none_when_twilio_has_no_such_message(
 
 
 @pytest.mark.asyncio
-async def test_find_sent_filters_by_to_from_and_the_day_sent(provider: TwilioProvider, fake: FakeTwilio) -> None:
+async def test_find_sent_filters_by_to_and_from_but_not_by_date_sent(
+    provider: TwilioProvider, fake: FakeTwilio
+) -> None:
+    # A message accepted but not yet sent has no date_sent: a DateSent filter would hide exactly that one.
     await provider.find_sent(TO_NUMBER, "Hello", datetime(2024, 5, 1, 0, 0, 30, tzinfo=UTC))
 
     [request] = fake.requests
     assert (request.method, request.url.path) == ("GET", MESSAGES_PATH)
-    params = dict(request.url.params)
-    # The 60 s skew reaches back into the previous day, so that day is included.
-    assert params == {"To": TO_NUMBER, "From": FROM_NUMBER, "DateSent>": "2024-04-30", "PageSize": "50"}
-    assert "DateSent%3E=2024-04-30" in str(request.url)
+    assert dict(request.url.params) == {"To": TO_NUMBER, "From": FROM_NUMBER, "PageSize": "50"}
+
+
+@pytest.mark.asyncio
+async def test_find_sent_stops_paging_at_a_page_older_than_the_send(provider: TwilioProvider, fake: FakeTwilio) -> None:
+    fake.messages.extend(stored("Old", SENT_AFTER - timedelta(hours=h)) for h in range(1, 200))
+
+    assert await provider.find_sent(TO_NUMBER, "Hello", SENT_AFTER) is None
+    assert len(fake.requests) == 1
 
 
 @pytest.mark.asyncio
