@@ -4,7 +4,8 @@ Starts ``python -m smsdispatch simulator`` as a subprocess with one live account
 POSTs creates with aiohttp, ``--in-flight`` at a time, and prints:
 
 - creates/s achieved end to end (on a 2-core machine the aiohttp *client* shares the CPUs, so this is a floor);
-- the simulator's own CPU time per create (from /proc), and the creates/s one core of simulator would give.
+- the simulator's own CPU time per create (from /proc), and the creates/s one core of simulator would give;
+- with latency, the ceiling ``in-flight / latency`` that no server could beat.
 
     .venv/bin/python benchmarks/simulator_throughput.py [--requests 5000] [--in-flight 100] [--latency-ms 0 50]
 """
@@ -147,6 +148,8 @@ def main() -> int:
             f"(p50 {statistics.median(run.latencies_s) * 1000:.1f} ms, "
             f"p99 {_percentile(run.latencies_s, 0.99) * 1000:.1f} ms, statuses {dict(run.statuses)})"
         )
+        if latency_ms:
+            line += f"; ceiling at this latency {args.in_flight / (latency_ms / 1000):.0f}/s"
         if run.server_cpu_s:
             per_create_us = run.server_cpu_s / args.requests * 1e6
             line += f"; simulator CPU {per_create_us:.0f} us/create = {1e6 / per_create_us:.0f} creates/s per core"
