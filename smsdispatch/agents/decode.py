@@ -7,8 +7,10 @@ JSON that is not an object, or an object that breaks a CONTRACT.md rule. Nothing
 
 from __future__ import annotations
 
+import codecs
 import json
 from datetime import datetime
+from typing import TypeGuard
 
 from pydantic import ValidationError
 
@@ -27,6 +29,9 @@ def decode_request(value: bytes | None, record_time: datetime) -> SmsRequested |
         document = json.loads(text)
     except json.JSONDecodeError as exc:
         return _invalid(f"the record is not JSON: {exc.msg} at position {exc.pos}", value)
+    except ValueError:
+        # Not a JSONDecodeError: an integer literal over Python's 4300-digit conversion limit.
+        return _invalid("the record is JSON with a number too long to read", value)
     except RecursionError:
         return _invalid("the record is JSON nested too deeply to read", value)
     if not isinstance(document, dict):
@@ -53,23 +58,36 @@ def _partial_identity(document: dict[str, object]) -> dict[str, object]:
     identity: dict[str, object] = {}
     for field, limit in (("request_id", 128), ("tenant_id", 64)):
         candidate = document.get(field)
-        if isinstance(candidate, str) and 0 < len(candidate) <= limit:
+        if _is_text(candidate) and 0 < len(candidate) <= limit:
             identity[field] = candidate
     to = document.get("to")
-    if isinstance(to, str) and len(to) <= 32:
+    if _is_text(to) and len(to) <= 32:
         identity["to"] = to
     metadata = document.get("metadata")
-    if isinstance(metadata, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
+    if isinstance(metadata, dict) and all(_is_text(k) and _is_text(v) for k, v in metadata.items()):
         identity["metadata"] = metadata
     resend_of = document.get("resend_of")
-    if isinstance(resend_of, str) and len(resend_of) <= 128:
+    if _is_text(resend_of) and len(resend_of) <= 128:
         identity["resend_of"] = resend_of
     return identity
 
 
+def _is_text(candidate: object) -> TypeGuard[str]:
+    """A string that can be written back as UTF-8. JSON may escape a lone surrogate (``"\\ud800"``), which
+    json.loads accepts but no UTF-8 encoder does: copied into the failure, it would make it unpublishable."""
+    if not isinstance(candidate, str):
+        return False
+    try:
+        candidate.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _invalid(message: str, value: bytes | None, identity: dict[str, object] | None = None) -> SmsFailed:
-    # ``raw`` is the original value cut to 4 KiB, so a producer can see exactly what it sent.
-    raw = value[:RAW_EXCERPT_BYTES].decode("utf-8", errors="replace") if value is not None else None
+    # ``raw`` is the original value cut to 4 KiB, so a producer can see exactly what it sent. The incremental
+    # decoder (final=False) leaves out a character the cut splits, instead of ending on a U+FFFD it never sent.
+    raw = _utf8_decoder().decode(value[:RAW_EXCERPT_BYTES], final=False) if value is not None else None
     return SmsFailed.model_validate(
         {
             **(identity or {}),
@@ -77,3 +95,7 @@ def _invalid(message: str, value: bytes | None, identity: dict[str, object] | No
             "raw": raw,
         }
     )
+
+
+def _utf8_decoder() -> codecs.IncrementalDecoder:
+    return codecs.getincrementaldecoder("utf-8")(errors="replace")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from pydantic import BaseModel, ValidationError
 
@@ -44,10 +44,18 @@ def parse_outcomes(records: Sequence[tuple[str, bytes | None]]) -> list[Loggable
 
 
 class LogSink:
-    def __init__(self, database_url: str, metrics: DispatchMetrics, max_delay: float = 10.0) -> None:
+    def __init__(
+        self,
+        database_url: str,
+        metrics: DispatchMetrics,
+        max_delay: float = 10.0,
+        *,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
         self._url = database_url
         self._metrics = metrics
         self._max_delay = max_delay
+        self._sleep = sleep  # injectable so tests ride out an outage without waiting for it
         self._log: DispatchLog | None = None
 
     async def write(self, outcomes: Sequence[Loggable]) -> None:
@@ -70,7 +78,7 @@ class LogSink:
                     len(outcomes),
                     delay,
                 )
-                await asyncio.sleep(delay)
+                await self._sleep(delay)
                 delay = min(delay * 2, self._max_delay)
                 continue
             self._metrics.sink_rows.inc(len(outcomes))

@@ -43,12 +43,19 @@ def status_from_callback(
     status = form.get("MessageStatus") or form.get("SmsStatus")
     if not sid or not status:
         raise CallbackRejected(400, "MessageSid and MessageStatus are required")
-    error_code = form.get("ErrorCode")
     return SmsStatus(
         tenant_id=tenant_id,
         request_id=request_id or None,
         provider_message_id=sid,
         status=status,
-        provider_code=int(error_code) if error_code and error_code.isdigit() else None,
+        provider_code=_provider_code(form.get("ErrorCode")),
         raw_dlr_done_date=form.get("RawDlrDoneDate"),
     )
+
+
+def _provider_code(error_code: str | None) -> int | None:
+    """Twilio's numeric ErrorCode, or None. ``str.isdigit`` alone passes "²", which int() then refuses; and a
+    code must fit the dispatch log's integer column, so only up to 9 ASCII digits count."""
+    if error_code and error_code.isascii() and error_code.isdigit() and len(error_code) <= 9:
+        return int(error_code)
+    return None

@@ -23,14 +23,15 @@ partition of whatever event is current when a batch of many partitions is proces
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 LedgerState = Literal["sending", "done"]
+_NEVER = datetime.max.replace(tzinfo=UTC)
 
 
 class LedgerEntry(BaseModel):
@@ -63,6 +64,10 @@ class Ledger:
     def __init__(self, store: MutableMapping[bytes, bytes], write_changelog: ChangelogWriter) -> None:
         self._store = store
         self._write_changelog = write_changelog
+        # Each entry's ``at``, so an expiry pass need not parse every entry's JSON: at ~12 µs an entry, a week
+        # of 1 request/s (600k entries) blocked the event loop for ~7 s every pass. Entries that reach the store
+        # another way (the table recovering its changelog) are read once, on the next pass.
+        self._ages: dict[bytes, datetime] = {}
 
     def get(self, key: bytes) -> LedgerEntry | None:
         raw = self._store.get(key)
@@ -72,6 +77,7 @@ class Ledger:
         """Record ``entry`` now in memory; the awaitable completes once the changelog has it."""
         value = entry.model_dump_json().encode()
         self._store[key] = value
+        self._ages[key] = entry.at
         return self._write_changelog(key, value, entry.partition)
 
     def expire(
@@ -82,17 +88,40 @@ class Ledger:
         Returns the tombstone writes for the changelog, not yet started, so the caller can redo failed ones.
         """
         cutoff = (now or datetime.now(UTC)) - retention
-        expired = [(key, entry) for key, entry in self._entries() if entry.at < cutoff][:limit]
+        self._learn_new_entries()
+        expired: list[tuple[bytes, LedgerEntry]] = []
+        for key in [key for key, at in self._ages.items() if at < cutoff]:
+            if len(expired) >= limit:
+                break
+            entry = self._entry(key)  # the stored value decides: recovery may have brought a newer one
+            if entry is None:
+                self._ages.pop(key, None)
+            elif entry.at < cutoff:
+                expired.append((key, entry))
+            else:
+                self._ages[key] = entry.at
         for key, _entry in expired:
             self._store.pop(key, None)
+            self._ages.pop(key, None)
         return [partial(self._write_changelog, key, None, entry.partition) for key, entry in expired]
 
     def __len__(self) -> int:
         return len(self._store)
 
-    def _entries(self) -> Iterator[tuple[bytes, LedgerEntry]]:
-        for key, raw in list(self._store.items()):
-            yield key, LedgerEntry.model_validate_json(raw)
+    def _learn_new_entries(self) -> None:
+        for key in [key for key in self._store if key not in self._ages]:
+            entry = self._entry(key)
+            # An entry that cannot be read has no age to judge: it is kept, as the dispatcher would find it.
+            self._ages[key] = entry.at if entry is not None else _NEVER
+
+    def _entry(self, key: bytes) -> LedgerEntry | None:
+        raw = self._store.get(key)
+        if raw is None:
+            return None
+        try:
+            return LedgerEntry.model_validate_json(raw)
+        except ValidationError:
+            return None
 
 
 class InMemoryChangelog:
