@@ -135,18 +135,22 @@ async def _remove(args: argparse.Namespace, settings: Settings, keyring: Keyring
 
 
 async def _rotate(args: argparse.Namespace, settings: Settings, keyring: Keyring) -> int:
-    moved = 0
+    moved, stuck = 0, []
     records = await latest_tenant_records(settings.broker)
     for tenant_id, record in records.items():
         try:
             envelope = keyring.reseal(record.config)
-        except CryptoError as exc:
-            raise CliError(f"tenant {tenant_id}: {exc}") from None
+        except CryptoError:
+            stuck.append(tenant_id)  # keep going: one unreadable record must not block the others
+            continue
         if envelope != record.config:
             updated = record.model_copy(update={"config": envelope, "updated_at": datetime.now(UTC)})
             await publish_tenant(settings.broker, tenant_id, updated)
             moved += 1
     print(f"re-encrypted {moved} of {len(records)} tenants under key {keyring.current_kid}")
+    if stuck:
+        names = ", ".join(stuck[:5]) + (f" and {len(stuck) - 5} more" if len(stuck) > 5 else "")
+        raise CliError(f"{len(stuck)} tenants are sealed under keys not in SMSDISPATCH_ENCRYPTION_KEYS: {names}.")
     return 0
 
 
