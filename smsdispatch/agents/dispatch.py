@@ -61,6 +61,8 @@ class DispatcherOptions:
     tenant_concurrency: int = 100
     ledger_retention: timedelta = timedelta(days=7)
     expire_every: timedelta = timedelta(minutes=10)
+    #: Entries dropped per batch at most, so one expiry pass never stalls a batch for long.
+    expire_limit: int = 10_000
     #: Where requests belong: the partition of sms.requested for a tenant_id, or None to accept any partition.
     partition_for: Callable[[str], int | None] = field(default=lambda _tenant: None)
 
@@ -119,8 +121,10 @@ class Dispatcher:
         await asyncio.gather(*(self._run(job) for job in batch.jobs))
         writes = self._finish(batch)
         if now - self._last_expiry >= self._options.expire_every:
-            self._last_expiry = now
-            writes.extend(self._ledger.expire(self._options.ledger_retention, now))
+            tombstones = self._ledger.expire(self._options.ledger_retention, now, limit=self._options.expire_limit)
+            if len(tombstones) < self._options.expire_limit:
+                self._last_expiry = now  # caught up; otherwise the next batch continues the pass
+            writes.extend(tombstones)
         await _durably(writes)
 
     def _plan(
@@ -156,7 +160,14 @@ class Dispatcher:
             return
         tenant = self._tenants.lookup(request.tenant_id)
         if isinstance(tenant, ErrorInfo):
-            batch.finals.append((key, record.partition, failed_outcome(request, tenant, attempts=0)))
+            if previous is not None:
+                # An earlier run may have sent it, and without the tenant's credentials nobody can ask Twilio.
+                tenant = ErrorInfo(
+                    code=ErrorCode.OUTCOME_UNKNOWN,
+                    message=f"an earlier run may have sent it and it cannot be confirmed: {tenant.message}",
+                )
+            attempts = previous.attempts if previous is not None else 0
+            batch.finals.append((key, record.partition, failed_outcome(request, tenant, attempts=attempts)))
             return
         if previous is None:
             entry = LedgerEntry(state="sending", partition=record.partition, at=now)
@@ -232,8 +243,12 @@ async def _durably(writes: Sequence[Callable[[], Awaitable[Any]]], max_delay: fl
     """
     pending = list(writes)
     delay = 0.1
+
+    async def attempt(write: Callable[[], Awaitable[Any]]) -> Any:
+        return await write()  # a write that fails when called is then redone like one that fails when awaited
+
     while pending:
-        results = await asyncio.gather(*(write() for write in pending), return_exceptions=True)
+        results = await asyncio.gather(*(attempt(write) for write in pending), return_exceptions=True)
         failed = [write for write, result in zip(pending, results, strict=True) if isinstance(result, BaseException)]
         if failed:
             first = next(r for r in results if isinstance(r, BaseException))

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 from typing import Protocol
 from urllib.parse import quote
@@ -52,7 +53,8 @@ class SenderPool:
         if cached is None or cached[0] is not tenant:
             cached = (tenant, TwilioProvider(tenant.config, self._http, self._retry))
             self._providers[tenant.record.tenant_id] = cached
-        return _WithCallback(cached[1], self.status_callback_url(request))
+        initial_status = "accepted" if tenant.config.uses_messaging_service else "queued"
+        return _WithCallback(cached[1], self.status_callback_url(request), initial_status)
 
     def status_callback_url(self, request: SmsRequested) -> str | None:
         """Where Twilio reports delivery: the worker's receiver, with the ids that route the receipt back."""
@@ -63,15 +65,19 @@ class SenderPool:
 
 
 class _WithCallback:
-    def __init__(self, provider: TwilioProvider, callback: str | None) -> None:
+    def __init__(self, provider: TwilioProvider, callback: str | None, initial_status: str) -> None:
         self._provider = provider
         self._callback = callback
+        self._initial_status = initial_status
 
     async def send(self, message: OutgoingSms) -> SendResult:
         return await self._provider.send(OutgoingSms(message.to, message.body, status_callback=self._callback))
 
     async def find_sent(self, to: str, body: str, sent_after: datetime) -> SendResult | None:
-        return await self._provider.find_sent(to, body, sent_after)
+        found = await self._provider.find_sent(to, body, sent_after)
+        # sms.dispatched carries Twilio's *initial* status (CONTRACT.md); where the message got to since then
+        # arrives as delivery receipts on sms.status.
+        return dataclasses.replace(found, status=self._initial_status) if found is not None else None
 
 
 async def send_one(sender: Sender, request: SmsRequested, previous: LedgerEntry | None, now: datetime) -> Outcome:

@@ -70,8 +70,15 @@ class Ledger:
         self._ages: dict[bytes, datetime] = {}
 
     def get(self, key: bytes) -> LedgerEntry | None:
+        """The request's entry. An entry that cannot be read counts as ``sending`` since the epoch: the request
+        may have been sent, so it is reconciled (or reported ``outcome_unknown``), never sent blindly."""
         raw = self._store.get(key)
-        return LedgerEntry.model_validate_json(raw) if raw is not None else None
+        if raw is None:
+            return None
+        try:
+            return LedgerEntry.model_validate_json(raw)
+        except ValidationError:
+            return LedgerEntry(state="sending", partition=0, at=datetime.fromtimestamp(0, UTC))
 
     def mark(self, key: bytes, entry: LedgerEntry) -> Awaitable[Any]:
         """Record ``entry`` now in memory; the awaitable completes once the changelog has it."""

@@ -162,11 +162,6 @@ async def test_a_reconciled_request_is_recorded_done_so_a_redelivery_is_not_look
     assert h.sender().sent == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="dispatch.py bug: a request left 'sending' whose tenant can no longer send (removed, unverified, "
-    "key gone) gets unknown_tenant/tenant_not_verified, claiming no SMS, though one may have gone out",
-)
 @pytest.mark.parametrize("change", ["removed", "undecryptable"])
 @pytest.mark.asyncio
 async def test_a_request_left_sending_whose_tenant_can_no_longer_send_is_outcome_unknown(change: str) -> None:
@@ -183,3 +178,16 @@ async def test_a_request_left_sending_whose_tenant_can_no_longer_send_is_outcome
     assert isinstance(outcome, SmsFailed)
     assert outcome.error.code is ErrorCode.OUTCOME_UNKNOWN
     assert outcome.error.retryable is False
+
+
+@pytest.mark.asyncio
+async def test_an_unreadable_ledger_entry_counts_as_sending_and_is_looked_up_not_sent() -> None:
+    h = harness()
+    h.ledger_store[ledger_key("acme", "r-1")] = b"{not a ledger entry"
+    h.sender().on_find("Hello", None)
+
+    await h.dispatcher.process_batch([inbound(request_json())])
+
+    assert len(h.sender().looked_up) == 1  # asked Twilio first; it had nothing, so one send followed
+    assert len(h.sender().sent) == 1
+    assert isinstance(only_outcome(h), SmsDispatched)

@@ -206,11 +206,6 @@ async def test_expiry_runs_at_most_once_per_interval() -> None:
     assert h.ledger.get(ledger_key("acme", "r-old")) is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="dispatch.py bug: one expiry pass per expire_every removes at most Ledger.expire's limit (10,000) "
-    "entries and the backlog waits for the next interval, so above ~17 requests/s the ledger grows forever",
-)
 @pytest.mark.asyncio
 async def test_an_expiry_pass_that_hits_its_limit_continues_with_the_next_batch() -> None:
     options = DispatcherOptions(ledger_retention=timedelta(days=7), expire_every=timedelta(minutes=10))
@@ -227,11 +222,6 @@ async def test_an_expiry_pass_that_hits_its_limit_continues_with_the_next_batch(
     assert len(h.ledger) == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="dispatch.py bug (latent: Kafka's producer fails on await, not on call): _durably calls every "
-    "write inside asyncio.gather's argument list, so a write that raises when called escapes process_batch",
-)
 @pytest.mark.asyncio
 async def test_a_write_that_fails_when_called_is_redone_like_one_that_fails_when_awaited() -> None:
     class RefusesOnCall(RecordingPublisher):
