@@ -111,6 +111,10 @@ class TwilioProvider:
         """Fetch the account to learn whether these credentials work, and for what kind of account.
 
         Raises :class:`AuthenticationError` for credentials Twilio refuses (401 / 20003).
+
+        Only Main API keys may fetch ``/Accounts``; a Standard key gets 401 there. So when an API key is refused
+        on the account, the message list (which every key may read) decides: readable means the key works,
+        though the account's type and status stay unknown.
         """
 
         async def attempt(number: int) -> AccountInfo:
@@ -120,7 +124,10 @@ class TwilioProvider:
                 # 403/20008: Twilio authenticated these as test credentials, which may create and nothing else.
                 if error.http_status == 403 and error.provider_code == TEST_CREDENTIALS_CODE:
                     return AccountInfo(verified=True, test_credentials=True)
-                raise
+                if self._config.api_key_sid is None:
+                    raise
+                await self._exchange("GET", self._messages_path, params={"PageSize": "1"})
+                return AccountInfo(verified=True, reason="a Standard API key: the account itself cannot be read")
             return _account_info(read_json(response) or {})
 
         return await self._retry.run(attempt)

@@ -36,6 +36,7 @@ TEST_SID = "AC" + "33" * 16
 TEST_TOKEN = "test-token-0123456789"
 API_KEY_SID = "SK" + "44" * 16
 API_KEY_SECRET = "key-secret-0123456789"
+STANDARD_KEY_SID = "SK" + "66" * 16
 LIVE_NUMBER = "+14155550100"
 SERVICE_SID = "MG" + "55" * 16
 TO_NUMBER = "+14155552671"
@@ -53,7 +54,8 @@ async def sim() -> AsyncIterator[RunningSimulator]:
                 sid=LIVE_SID,
                 token=SecretStr(LIVE_TOKEN),
                 senders=[LIVE_NUMBER, SERVICE_SID],
-                api_keys={API_KEY_SID: SecretStr(API_KEY_SECRET)},
+                api_keys={API_KEY_SID: SecretStr(API_KEY_SECRET), STANDARD_KEY_SID: SecretStr(API_KEY_SECRET)},
+                standard_api_keys=frozenset({STANDARD_KEY_SID}),
             ),
             SimAccount(sid=TRIAL_SID, token=SecretStr(TRIAL_TOKEN), senders=[LIVE_NUMBER], account_type="Trial"),
         ],
@@ -285,3 +287,17 @@ async def test_concurrency_limit_429s_are_absorbed_by_retries() -> None:
     assert len(accepted) == 12
     assert {r.message_id for r in results} == {m["sid"] for m in accepted}
     assert any(r.attempts > 1 for r in results)
+
+
+@pytest.mark.asyncio
+async def test_a_standard_api_key_is_verified_through_the_message_list(http: TwilioHttp) -> None:
+    # Standard keys may not read /Accounts (401), but they can send: the list proves the key works.
+    key = {"account_sid": LIVE_SID, "api_key_sid": STANDARD_KEY_SID, "from_number": LIVE_NUMBER}
+    provider = TwilioProvider(TenantConfig(**key, api_key_secret=SecretStr(API_KEY_SECRET)), http, QUICK_RETRIES)
+    wrong = TwilioProvider(TenantConfig(**key, api_key_secret=SecretStr("wrong")), http, QUICK_RETRIES)
+
+    info = await provider.verify()
+
+    assert (info.verified, info.test_credentials, info.account_type) == (True, False, None)
+    with pytest.raises(AuthenticationError):
+        await wrong.verify()
