@@ -65,6 +65,8 @@ class DispatcherOptions:
     expire_limit: int = 10_000
     #: Where requests belong: the partition of sms.requested for a tenant_id, or None to accept any partition.
     partition_for: Callable[[str], int | None] = field(default=lambda _tenant: None)
+    #: Waits (bounded) until the tenant table has applied everything already on sms.tenants for these tenants.
+    tenants_caught_up: Callable[[set[str]], Awaitable[None]] | None = None
 
 
 @dataclass
@@ -114,8 +116,10 @@ class Dispatcher:
         sending_marks: list[Callable[[], Awaitable[Any]]] = []
         seen: set[bytes] = set()
         now = self._clock()
-        for record in records:
-            self._plan(record, batch, sending_marks, seen, now)
+        decoded = [decode_request(record.value, record.timestamp) for record in records]
+        await self._catch_up_on_missing_tenants(decoded)
+        for record, request in zip(records, decoded, strict=True):
+            self._plan(record, request, batch, sending_marks, seen, now)
         # The "sending" marks must be in Kafka before any HTTP call: one wait for the whole batch.
         await _durably(sending_marks)
         await asyncio.gather(*(self._run(job) for job in batch.jobs))
@@ -127,16 +131,29 @@ class Dispatcher:
             writes.extend(tombstones)
         await _durably(writes)
 
+    async def _catch_up_on_missing_tenants(self, decoded: Sequence[SmsRequested | SmsFailed]) -> None:
+        """A tenant registered just before its first request may not have reached the table yet: before
+        answering unknown_tenant / tenant_not_verified, let the tenant stream catch up (bounded wait)."""
+        if self._options.tenants_caught_up is None:
+            return
+        missing = {
+            request.tenant_id
+            for request in decoded
+            if isinstance(request, SmsRequested) and isinstance(self._tenants.lookup(request.tenant_id), ErrorInfo)
+        }
+        if missing:
+            await self._options.tenants_caught_up(missing)
+
     def _plan(
         self,
         record: InboundRecord,
+        decoded: SmsRequested | SmsFailed,
         batch: _Batch,
         sending_marks: list[Callable[[], Awaitable[Any]]],
         seen: set[bytes],
         now: datetime,
     ) -> None:
         self._metrics.requests.inc()
-        decoded = decode_request(record.value, record.timestamp)
         if isinstance(decoded, SmsFailed):
             batch.emits.append((topics.FAILED, (decoded.tenant_id or "").encode(), decoded.to_bytes(), None))
             self._metrics.count(decoded)

@@ -27,6 +27,7 @@ from smsdispatch.settings import Settings
 from smsdispatch.streams import topics
 from smsdispatch.streams.app import StreamsApp, create_app
 from smsdispatch.streams.ledger import Ledger
+from smsdispatch.streams.tenant_progress import TenantStreamProgress
 from smsdispatch.streams.tenants import TenantDirectory
 
 log = logging.getLogger("smsdispatch.worker")
@@ -46,6 +47,9 @@ def build_worker(settings: Settings, keyring: Keyring, metrics: DispatchMetrics 
     tenants = TenantDirectory(streams.tenants_table.data, keyring.unseal)
     ledger = Ledger(streams.ledger_table.data, streams.write_ledger)
     sink = LogSink(settings.database_url, metrics)
+    progress = TenantStreamProgress(
+        settings.broker, app.conf.id, lambda tenant_id: home_partition(tenant_id, settings.partitions)
+    )
     dispatcher_slot: list[Dispatcher] = []
 
     def dispatcher() -> Dispatcher:
@@ -62,6 +66,7 @@ def build_worker(settings: Settings, keyring: Keyring, metrics: DispatchMetrics 
                         tenant_concurrency=settings.tenant_concurrency,
                         ledger_retention=timedelta(days=settings.ledger_retention_days),
                         partition_for=lambda tenant_id: home_partition(tenant_id, settings.partitions),
+                        tenants_caught_up=progress.caught_up,
                     ),
                     metrics=metrics,
                 )
@@ -82,6 +87,7 @@ def build_worker(settings: Settings, keyring: Keyring, metrics: DispatchMetrics 
                     log.info("tenant %s updated", event.key.decode(errors="replace"))
             except Exception:
                 log.exception("could not apply an sms.tenants record")
+            progress.applied(event.message.partition, event.message.offset)
 
     @app.agent(streams.requested, name="smsdispatch.dispatcher")
     async def dispatch(stream: Any) -> None:

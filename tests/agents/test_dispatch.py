@@ -12,7 +12,7 @@ from smsdispatch.schemas import ErrorCode, SmsDispatched, SmsFailed
 from smsdispatch.streams import topics
 from smsdispatch.streams.ledger import ledger_key
 
-from .fakes import OTHER_KEYRING, TO, Emitted, accepted, harness, inbound, request_json
+from .fakes import OTHER_KEYRING, TO, Emitted, Tenants, accepted, harness, inbound, request_json
 
 
 def by_request_id(outcomes: list[Emitted]) -> dict[str | None, Emitted]:
@@ -247,3 +247,35 @@ async def test_a_record_whose_bytes_could_never_be_published_still_gets_its_outc
 
     [emitted] = h.publisher.outcomes()
     assert (emitted.topic, emitted.key) == (topics.FAILED, b"acme")
+
+
+@pytest.mark.asyncio
+async def test_a_request_whose_tenant_is_still_on_its_way_waits_for_the_tenant_stream() -> None:
+    tenants = Tenants()  # "acme" is not in the table yet: its record is still being read from sms.tenants
+    asked: list[set[str]] = []
+
+    async def tenants_caught_up(tenant_ids: set[str]) -> None:
+        asked.append(tenant_ids)
+        tenants.add("acme")  # the tenant agent applies the record while the dispatcher waits
+
+    h = harness(tenants=tenants, options=DispatcherOptions(tenants_caught_up=tenants_caught_up))
+
+    await h.dispatcher.process_batch([inbound(request_json())])
+
+    assert asked == [{"acme"}]
+    [emitted] = h.publisher.outcomes()
+    assert emitted.topic == topics.DISPATCHED
+
+
+@pytest.mark.asyncio
+async def test_known_tenants_do_not_wait_for_the_tenant_stream() -> None:
+    asked: list[set[str]] = []
+
+    async def tenants_caught_up(tenant_ids: set[str]) -> None:
+        asked.append(tenant_ids)
+
+    h = harness(options=DispatcherOptions(tenants_caught_up=tenants_caught_up))
+
+    await h.dispatcher.process_batch([inbound(request_json())])
+
+    assert asked == []
