@@ -15,6 +15,7 @@ from smsdispatch.localkafka._broker import DEFAULT_HEAP_OPTS, DEFAULT_JVM_OPTS, 
 from smsdispatch.localkafka._config import DEFAULT_PORT, default_data_dir
 from smsdispatch.localkafka._errors import LocalKafkaError, MissingToolError
 from smsdispatch.localkafka._jars import KAFKA_HOME_ENV, KAFKA_VERSION, cached_libs, ensure_jars, kafka_home
+from smsdispatch.localkafka._process import parent_death_hook
 
 __all__ = [
     "DEFAULT_HEAP_OPTS",
@@ -31,4 +32,5 @@ __all__ = [
     "default_data_dir",
     "ensure_jars",
     "kafka_home",
+    "parent_death_hook",
 ]

@@ -19,6 +19,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Self
 
+from smsdispatch.localkafka import parent_death_hook
+
 SMSDISPATCH = [sys.executable, "-m", "smsdispatch"]
 
 
@@ -29,8 +31,19 @@ class ChildFailed(RuntimeError):
 class ManagedProcess:
     """A child process with its output in ``log_path``; ready when ``ready_url`` answers 200."""
 
-    def __init__(self, argv: Sequence[str], *, env: Mapping[str, str], log_path: Path, ready_url: str) -> None:
+    def __init__(
+        self,
+        argv: Sequence[str],
+        *,
+        env: Mapping[str, str],
+        log_path: Path,
+        ready_url: str,
+        die_with_parent: bool = True,
+    ) -> None:
         self.argv = list(argv)
+        # SIGTERM when we die, however we die (even SIGKILL): a killed test run or demo leaves nothing behind.
+        # Linux only, and tied to the thread that started the child: start children from the main thread.
+        self._preexec = parent_death_hook() if die_with_parent else None
         self.env = dict(env)
         self.log_path = log_path
         self.ready_url = ready_url
@@ -41,7 +54,12 @@ class ManagedProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = self.log_path.open("ab")
         self._process = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
-            self.argv, env=self.env, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            self.argv,
+            env=self.env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=self._preexec,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
