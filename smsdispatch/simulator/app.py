@@ -18,6 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
+from smsdispatch.providers.segments import segment_info
 from smsdispatch.simulator.accounts import AccountBook, Principal
 from smsdispatch.simulator.config import SimulatorConfig
 from smsdispatch.simulator.errors import TwilioError
@@ -25,7 +26,6 @@ from smsdispatch.simulator.faults import FAULT_MODES, FaultPlan, parse_fault_mod
 from smsdispatch.simulator.formats import account_resource, message_resource, sim_message_summary
 from smsdispatch.simulator.lifecycle import Lifecycle
 from smsdispatch.simulator.listing import list_messages
-from smsdispatch.simulator.segments import count_segments
 from smsdispatch.simulator.store import Message, MessageStore, monotonic_and_wall
 from smsdispatch.simulator.validation import validate_live, validate_test
 
@@ -123,7 +123,7 @@ class Simulator:
             to=draft.to,
             body=draft.body,
             service_sid=draft.service_sid,
-            segments=count_segments(draft.body),
+            segments=segment_info(draft.body)[0],
             created_mono=now_mono,
             created_wall=now_wall,
             steps=steps,
