@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from smsdispatch.cli._common import CliError, load_settings
 from smsdispatch.cli.send import describe_outcome
-from smsdispatch.client import TopicRecord, parse_outcome, tail_topic
+from smsdispatch.client import TopicRecord, json_object, parse_outcome, tail_topic
 from smsdispatch.schemas import SmsStatus
 from smsdispatch.streams import topics
 
@@ -99,7 +99,7 @@ async def _tail(args: argparse.Namespace, broker: str, chosen: tuple[str, ...]) 
 
 def format_record(record: TopicRecord, *, tenant: str | None = None, as_json: bool = False) -> str | None:
     """The line to print for ``record``, or None when it belongs to another tenant (or, with JSON, is not JSON)."""
-    document = _json_object(record.value)
+    document = json_object(record.value)
     owner = document.get("tenant_id") if document is not None else None
     if not isinstance(owner, str):
         owner = record.key.decode(errors="replace") if record.key else None
@@ -151,13 +151,3 @@ def _excerpt(value: bytes | None) -> str:
         return "(no value)"
     text = value.decode(errors="replace")
     return repr(text[:EXCERPT_CHARS] + ("…" if len(text) > EXCERPT_CHARS else ""))
-
-
-def _json_object(value: bytes | None) -> dict[str, object] | None:
-    if value is None:
-        return None
-    try:
-        document = json.loads(value)
-    except (ValueError, RecursionError):
-        return None
-    return document if isinstance(document, dict) else None

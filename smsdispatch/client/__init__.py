@@ -37,7 +37,7 @@ keyed by tenant_id.
 """
 
 from smsdispatch.client._client import SmsClient, new_request_id, parse_outcome
-from smsdispatch.client._reading import TopicRecord, read_topic, tail_topic
+from smsdispatch.client._reading import TopicRecord, json_object, read_topic, tail_topic
 from smsdispatch.client._replay import (
     REPLAYABLE_TOPICS,
     NotReplayable,
@@ -61,6 +61,7 @@ __all__ = [
     "TopicRecord",
     "check_replay_id",
     "derive_request_id",
+    "json_object",
     "latest_tenant_records",
     "new_replay_id",
     "new_request_id",

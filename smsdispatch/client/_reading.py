@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncGenerator, Callable, Collection, Sequence
 from dataclasses import dataclass
 
@@ -142,3 +143,14 @@ def _record(message: object) -> TopicRecord:
         key=message.key,  # type: ignore[attr-defined]
         value=message.value,  # type: ignore[attr-defined]
     )
+
+
+def json_object(value: bytes | None) -> dict[str, object] | None:
+    """A record value as a JSON object, or None when it is missing, not JSON, or not an object."""
+    if value is None:
+        return None
+    try:
+        document = json.loads(value)
+    except (ValueError, RecursionError):
+        return None
+    return document if isinstance(document, dict) else None

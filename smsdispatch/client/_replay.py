@@ -15,7 +15,6 @@ counted as not replayable.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import secrets
 from collections import Counter
@@ -26,7 +25,7 @@ from enum import StrEnum
 from pydantic import ValidationError
 
 from smsdispatch.client._client import SmsClient
-from smsdispatch.client._reading import TopicRecord, read_topic
+from smsdispatch.client._reading import TopicRecord, json_object, read_topic
 from smsdispatch.schemas import ErrorCode, SmsFailed, SmsRequested
 from smsdispatch.streams import topics
 
@@ -275,7 +274,7 @@ class _Reader:
 
     def note_requested(self, record: TopicRecord) -> dict[str, object] | None:
         """The record's JSON object (None if it is not one), remembering it if it is a re-send of this replay."""
-        document = _json_object(record.value)
+        document = json_object(record.value)
         request_id = _text_field(document, "request_id")
         if request_id is not None and request_id.startswith(self._prefix):
             tenant_id = _text_field(document, "tenant_id") or _key_text(record)
@@ -337,16 +336,6 @@ async def _publish(broker_url: str, resends: list[SmsRequested], progress: Progr
 
     async with SmsClient(broker_url) as client:
         await client.publish_many(resends, on_published=published)
-
-
-def _json_object(value: bytes | None) -> dict[str, object] | None:
-    if value is None:
-        return None
-    try:
-        document = json.loads(value)
-    except (ValueError, RecursionError):
-        return None
-    return document if isinstance(document, dict) else None
 
 
 def _text_field(document: dict[str, object] | None, name: str) -> str | None:

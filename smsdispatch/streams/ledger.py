@@ -31,6 +31,7 @@ from typing import Any, Literal, Protocol
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 LedgerState = Literal["sending", "done"]
+_EPOCH = datetime.fromtimestamp(0, UTC)
 _NEVER = datetime.max.replace(tzinfo=UTC)
 
 
@@ -72,13 +73,10 @@ class Ledger:
     def get(self, key: bytes) -> LedgerEntry | None:
         """The request's entry. An entry that cannot be read counts as ``sending`` since the epoch: the request
         may have been sent, so it is reconciled (or reported ``outcome_unknown``), never sent blindly."""
-        raw = self._store.get(key)
-        if raw is None:
+        if key not in self._store:
             return None
-        try:
-            return LedgerEntry.model_validate_json(raw)
-        except ValidationError:
-            return LedgerEntry(state="sending", partition=0, at=datetime.fromtimestamp(0, UTC))
+        entry = self._entry(key)
+        return entry if entry is not None else LedgerEntry(state="sending", partition=0, at=_EPOCH)
 
     def mark(self, key: bytes, entry: LedgerEntry) -> Awaitable[Any]:
         """Record ``entry`` now in memory; the awaitable completes once the changelog has it."""
