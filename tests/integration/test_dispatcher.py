@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import sys
 import uuid
 
 import pytest
@@ -180,3 +183,27 @@ async def test_no_secret_reaches_the_tenants_topic_the_worker_log_or_an_outcome(
     assert len(seen) > 1000
     for secret in stack.secrets:
         assert secret.encode() not in seen
+
+
+async def test_send_wait_prints_the_outcome_and_exits_by_it(stack: Stack) -> None:
+    async def send(*args: str) -> tuple[int, str, str]:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "smsdispatch", "send", *args, "--timeout", "60",
+            env={**os.environ, **stack.env},
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, err = await process.communicate()
+        return process.returncode or 0, out.decode(), err.decode()
+
+    ok = await send("--tenant", stack.tenant("live"), "--to", "+14155552671", "--body", "via the CLI", "--wait")
+    refused = await send("--tenant", stack.tenant("test"), "--to", "+15005550004", "--body", "stop", "--wait")
+    bad = await send("--tenant", stack.tenant("live"), "--to", "12", "--body", "x")
+
+    assert ok[0] == 0
+    assert " dispatched " in ok[1]
+    assert "queued SM" in ok[1]
+    assert refused[0] == 1
+    assert "provider_rejected [21610]" in refused[1]
+    assert bad[0] == 2
+    assert bad[2].startswith("smsdispatch send: --to:")
