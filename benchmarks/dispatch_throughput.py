@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import sys
 import tempfile
 import time
 import uuid
@@ -26,21 +25,19 @@ from smsdispatch.cli import main as cli
 from smsdispatch.client import SmsClient
 from smsdispatch.crypto import generate_key
 from smsdispatch.localkafka import LocalKafka
-from smsdispatch.schemas import SmsRequested
+from smsdispatch.schemas import SmsDispatched, SmsRequested
 from smsdispatch.simulator import random_account_sid
 from smsdispatch.testing.kafka import faust_broker_url, free_ports
 from smsdispatch.testing.processes import simulator_process, worker_process
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.integration.outcomes import collect, now_ms  # noqa: E402
 
 
 async def simulator_ceiling(base_url: str, account: str, token: str, sender: str, total: int, in_flight: int) -> float:
     """Creates/s the simulator sustains when nothing but aiohttp drives it."""
     path = f"/2010-04-01/Accounts/{account}/Messages.json"
     limit = asyncio.Semaphore(in_flight)
-    auth = aiohttp.BasicAuth(account, token)
-    async with aiohttp.ClientSession(base_url, connector=aiohttp.TCPConnector(limit=in_flight), auth=auth) as http:
+    headers = {"Authorization": aiohttp.BasicAuth(account, token).encode()}
+    connector = aiohttp.TCPConnector(limit=in_flight)
+    async with aiohttp.ClientSession(base_url, connector=connector, headers=headers) as http:
 
         async def one(n: int) -> None:
             async with limit, http.post(path, data={"To": "+14155552671", "From": sender, "Body": f"c{n}"}) as r:
@@ -57,14 +54,13 @@ async def pipeline(broker: str, tenants: list[str], total: int) -> tuple[float, 
         SmsRequested(request_id=uuid.uuid4().hex, tenant_id=tenants[n % len(tenants)], to="+14155552671", body=f"b{n}")
         for n in range(total)
     ]
-    ids = {r.request_id for r in requests}
-    start_ms = now_ms() - 1000
+    start_ms = int(time.time() * 1000) - 1000
     started = time.perf_counter()
     async with SmsClient(broker) as client:
-        await asyncio.gather(*(client.publish(r) for r in requests))
-    outcomes = await collect(broker, start_ms, lambda o: o.request_id in ids, total, timeout=900)
+        await client.publish_many(requests)
+        outcomes = await client.wait_for([r.request_id for r in requests], timeout=900, since_ms=start_ms)
     elapsed = time.perf_counter() - started
-    dispatched = sum(1 for o in outcomes if type(o).__name__ == "SmsDispatched")
+    dispatched = sum(1 for o in outcomes.values() if isinstance(o, SmsDispatched))
     return total / elapsed, dispatched
 
 
