@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -80,10 +82,35 @@ def _take_over_sqlite_transactions(engine: AsyncEngine, *, in_memory: bool) -> N
     def _on_connect(dbapi_connection: Any, connection_record: ConnectionPoolEntry) -> None:
         dbapi_connection.isolation_level = None
         if not in_memory:
-            cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.close()
+            _use_wal(dbapi_connection)
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Connection) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _use_wal(dbapi_connection: Any, attempts: int = 50) -> None:
+    """Switch the file to WAL journaling (it stays switched). The switch needs the database to itself and,
+    unlike ordinary statements, does not wait on the busy timeout: when another connection is mid-transaction
+    it fails at once with "database is locked", so it is retried for a while; a file already in WAL is done."""
+    cursor = dbapi_connection.cursor()
+    try:
+        for attempt in range(attempts):
+            try:
+                cursor.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError:
+                if _journal_mode(cursor) == "wal" or attempt == attempts - 1:
+                    return  # another connection switched it; or give up and run in the default journal mode
+                time.sleep(0.1)
+    finally:
+        cursor.close()
+
+
+def _journal_mode(cursor: Any) -> str | None:
+    try:
+        cursor.execute("PRAGMA journal_mode")
+        row = cursor.fetchone()
+    except sqlite3.OperationalError:
+        return None
+    return str(row[0]).lower() if row else None
