@@ -35,7 +35,7 @@ async def simulator_ceiling(base_url: str, account: str, token: str, sender: str
     """Creates/s the simulator sustains when nothing but aiohttp drives it."""
     path = f"/2010-04-01/Accounts/{account}/Messages.json"
     limit = asyncio.Semaphore(in_flight)
-    headers = {"Authorization": aiohttp.BasicAuth(account, token).encode()}
+    headers = {"Authorization": aiohttp.encode_basic_auth(account, token)}
     connector = aiohttp.TCPConnector(limit=in_flight)
     async with aiohttp.ClientSession(base_url, connector=connector, headers=headers) as http:
 
@@ -74,8 +74,8 @@ def main() -> None:
     broker_url = os.environ.get("SMSDISPATCH_BROKER")
     local = None
     if broker_url is None:
-        port, _ = free_ports(2)
-        local = LocalKafka(port=port, data_dir=work / "kafka")
+        port, controller_port = free_ports(2)
+        local = LocalKafka(port=port, controller_port=controller_port, data_dir=work / "kafka")
         local.start()
         broker_url = faust_broker_url(local.bootstrap)
     sid, token = random_account_sid(), f"tok{uuid.uuid4().hex}"

@@ -112,6 +112,11 @@ class Dispatcher:
         self._last_expiry = clock()
 
     async def process_batch(self, records: Sequence[InboundRecord]) -> None:
+        self._metrics.batch_size.observe(len(records))
+        with self._metrics.batch_seconds.time():
+            await self._process(records)
+
+    async def _process(self, records: Sequence[InboundRecord]) -> None:
         batch = _Batch()
         sending_marks: list[Callable[[], Awaitable[Any]]] = []
         seen: set[bytes] = set()

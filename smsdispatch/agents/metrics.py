@@ -38,6 +38,18 @@ class DispatchMetrics:
             ["tenant"],
             registry=self.registry,
         )
+        self.batch_size = Histogram(
+            "smsdispatch_batch_size",
+            "sms.requested records per dispatcher batch",
+            buckets=(1, 10, 50, 100, 250, 500, 1000, 2500),
+            registry=self.registry,
+        )
+        self.batch_seconds = Histogram(
+            "smsdispatch_batch_seconds",
+            "Time to process one dispatcher batch, from taking it to its outcomes acknowledged by Kafka",
+            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+            registry=self.registry,
+        )
         self.sink_retries = Counter(
             "smsdispatch_sink_retries",
             "Dispatch-log writes that failed and are being retried (the database is unavailable)",
