@@ -8,6 +8,7 @@ import os
 import sys
 import uuid
 
+import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 
@@ -207,3 +208,14 @@ async def test_send_wait_prints_the_outcome_and_exits_by_it(stack: Stack) -> Non
     assert "provider_rejected [21610]" in refused[1]
     assert bad[0] == 2
     assert bad[2].startswith("smsdispatch send: --to:")
+
+
+async def test_health_and_metrics_report_what_the_worker_did(stack: Stack) -> None:
+    await send_and_collect(stack.broker_url, [request(stack.tenant("live"))])
+    async with httpx.AsyncClient(base_url=stack.worker_url, timeout=5) as web:
+        health = (await web.get("/health")).json()
+        metrics = (await web.get("/metrics")).text
+    assert health["status"] == "ok"
+    assert health["tenants"] >= len(stack.tenants)
+    assert 'smsdispatch_outcomes_total{code="queued",topic="sms.dispatched"}' in metrics
+    assert "smsdispatch_send_seconds_count" in metrics
