@@ -12,10 +12,15 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
+import logging
+import os
 import sys
 from collections.abc import Sequence
 
-from smsdispatch.cli._common import CliError
+from aiokafka.errors import KafkaConnectionError
+
+from smsdispatch.cli._common import CliError, unreachable_kafka
+from smsdispatch.settings import DEFAULT_BROKER
 
 VERBS: dict[str, tuple[str, str]] = {
     "worker": ("smsdispatch.cli.worker", "run the Faust worker: dispatcher, log sink, status receiver"),
@@ -51,11 +56,18 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.verb != "worker":
+        # aiokafka logs each failed connection attempt; a command line says it once, in its own sentence.
+        logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     try:
         code: int = args._run(args)
     except CliError as exc:
         print(f"smsdispatch {args.verb}: {exc}", file=sys.stderr)
         return exc.exit_code
+    except KafkaConnectionError:
+        unreachable = unreachable_kafka(os.environ.get("SMSDISPATCH_BROKER", DEFAULT_BROKER))
+        print(f"smsdispatch {args.verb}: {unreachable}", file=sys.stderr)
+        return unreachable.exit_code
     except KeyboardInterrupt:
         print(f"smsdispatch {args.verb}: interrupted.", file=sys.stderr)
         return 130

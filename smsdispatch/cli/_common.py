@@ -33,3 +33,7 @@ def load_keyring(settings: Settings) -> Keyring:
         return Keyring.from_settings(settings)
     except KeyConfigError as exc:
         raise CliError(str(exc), exit_code=2) from None
+
+
+def unreachable_kafka(broker: str) -> CliError:
+    return CliError(f"cannot reach Kafka at {broker}: is it running? (`smsdispatch kafka start` runs a local one)")

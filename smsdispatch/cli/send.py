@@ -11,7 +11,7 @@ import time
 
 from pydantic import ValidationError
 
-from smsdispatch.cli._common import CliError, load_settings
+from smsdispatch.cli._common import CliError, load_settings, unreachable_kafka
 from smsdispatch.client import SmsClient
 from smsdispatch.schemas import SmsDispatched
 from smsdispatch.schemas.messages import Outcome
@@ -44,8 +44,8 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(f"--{field.replace('_', '-')}: {first['msg']}.", exit_code=2) from None
     except TimeoutError as exc:
         raise CliError(str(exc) + ".") from None
-    except OSError as exc:
-        raise CliError(f"cannot reach Kafka at {settings.broker} ({type(exc).__name__}).") from None
+    except OSError:
+        raise unreachable_kafka(settings.broker) from None
 
 
 async def _send(args: argparse.Namespace, broker: str, metadata: dict[str, str]) -> int:

@@ -11,9 +11,10 @@ import argparse
 import asyncio
 from datetime import UTC, datetime
 
+from aiokafka.errors import KafkaConnectionError, KafkaError
 from pydantic import TypeAdapter, ValidationError
 
-from smsdispatch.cli._common import CliError, load_keyring, load_settings
+from smsdispatch.cli._common import CliError, load_keyring, load_settings, unreachable_kafka
 from smsdispatch.client import latest_tenant_records, publish_tenant
 from smsdispatch.crypto import CryptoError, Keyring
 from smsdispatch.providers import AuthenticationError, ProviderError, TwilioHttp, TwilioProvider
@@ -49,12 +50,10 @@ def run(args: argparse.Namespace) -> int:
     action = {"set": _set, "verify": _verify, "list": _list, "remove": _remove, "rotate": _rotate}[args.action]
     try:
         return asyncio.run(action(args, settings, keyring))
-    except (OSError, TimeoutError) as exc:
-        raise CliError(f"cannot reach Kafka at {settings.broker} ({type(exc).__name__}).") from None
-    except Exception as exc:
-        if type(exc).__module__.startswith("aiokafka"):
-            raise CliError(f"Kafka at {settings.broker} failed: {type(exc).__name__}.") from None
-        raise
+    except (OSError, TimeoutError, KafkaConnectionError):
+        raise unreachable_kafka(settings.broker) from None
+    except KafkaError as exc:
+        raise CliError(f"Kafka at {settings.broker} failed: {type(exc).__name__}.") from None
 
 
 async def verified_record(

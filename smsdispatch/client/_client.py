@@ -49,7 +49,12 @@ class SmsClient:
         self._producer = AIOKafkaProducer(
             bootstrap_servers=bootstrap_servers(self.broker), acks="all", enable_idempotence=True
         )
-        await self._producer.start()
+        try:
+            await self._producer.start()
+        except BaseException:
+            await self._producer.stop()  # a producer that failed to start still holds a client to close
+            self._producer = None
+            raise
         # Publishing to a missing topic would auto-create it with the broker's defaults (one partition).
         await ensure_topics(self.broker, Settings().partitions)
         return self
