@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -109,6 +110,8 @@ class Dispatcher:
         self._metrics = metrics or DispatchMetrics()
         self._clock = clock
         self._tenant_slots: dict[str, asyncio.Semaphore] = {}
+        # SIDs recently dispatched per tenant, so a look-up never hands one request another request's SMS.
+        self._claimed: dict[str, OrderedDict[str, None]] = {}
         self._last_expiry = clock()
 
     async def process_batch(self, records: Sequence[InboundRecord]) -> None:
@@ -128,13 +131,17 @@ class Dispatcher:
         # The "sending" marks must be in Kafka before any HTTP call: one wait for the whole batch.
         await _durably(sending_marks)
         await asyncio.gather(*(self._run(job) for job in batch.jobs))
-        writes = self._finish(batch)
+        done_marks = self._finish(batch)
+        # "done" before the outcomes: an outcome on a topic whose request still reads "sending" would, after a
+        # crash, be followed by a second outcome (and maybe a send) for the same request.
+        await _durably(done_marks)
+        emits: list[Callable[[], Awaitable[Any]]] = [partial(self._publish, *emit) for emit in batch.emits]
         if now - self._last_expiry >= self._options.expire_every:
             tombstones = self._ledger.expire(self._options.ledger_retention, now, limit=self._options.expire_limit)
             if len(tombstones) < self._options.expire_limit:
                 self._last_expiry = now  # caught up; otherwise the next batch continues the pass
-            writes.extend(tombstones)
-        await _durably(writes)
+            emits.extend(tombstones)
+        await _durably(emits)
 
     async def _catch_up_on_missing_tenants(self, decoded: Sequence[SmsRequested | SmsFailed]) -> None:
         """A tenant registered just before its first request may not have reached the table yet: before
@@ -205,7 +212,9 @@ class Dispatcher:
             started = self._clock()
             try:
                 sender = self._senders.sender_for(job.tenant, job.request)
-                job.outcome = await send_one(sender, job.request, job.previous, started)
+                recent = self._claimed.get(job.request.tenant_id)
+                claimed: Collection[str] = recent.keys() if recent is not None else ()
+                job.outcome = await send_one(sender, job.request, job.previous, started, claimed)
             except Exception as exc:  # a bug must not lose the request: report it, unknown whether sent
                 log.exception("unexpected error sending request %s", job.request.request_id)
                 job.outcome = failed_outcome(
@@ -238,6 +247,8 @@ class Dispatcher:
             )
             writes.append(partial(self._ledger.mark, key, entry))
             recorded[key] = (topic, value)
+            if isinstance(outcome, SmsDispatched):
+                self._claim(outcome.tenant_id, outcome.provider_message_id)
             batch.emits.append((topic, (outcome.tenant_id or "").encode(), value, None))
             self._metrics.count(outcome)
             log_outcome(log, outcome)
@@ -247,8 +258,13 @@ class Dispatcher:
                 tenant_id = key.split(b"\x1f", 1)[0]
                 batch.emits.append((earlier[0], tenant_id, earlier[1], None))
                 self._metrics.repeats.inc()
-        writes.extend(partial(self._publish, *emit) for emit in batch.emits)
         return writes
+
+    def _claim(self, tenant_id: str, sid: str, keep: int = 10_000) -> None:
+        claimed = self._claimed.setdefault(tenant_id, OrderedDict())
+        claimed[sid] = None
+        if len(claimed) > keep:
+            claimed.popitem(last=False)
 
     def _recorded_outcome(self, key: bytes) -> tuple[str, bytes] | None:
         entry = self._ledger.get(key)

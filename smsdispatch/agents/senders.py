@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Collection
 from datetime import datetime
 from typing import Protocol
 from urllib.parse import quote
@@ -36,7 +37,9 @@ from smsdispatch.streams.tenants import ReadyTenant
 class Sender(Protocol):
     async def send(self, message: OutgoingSms) -> SendResult: ...
 
-    async def find_sent(self, to: str, body: str, sent_after: datetime) -> SendResult | None: ...
+    async def find_sent(
+        self, to: str, body: str, sent_after: datetime, exclude: Collection[str] = ()
+    ) -> SendResult | None: ...
 
 
 class SenderPool:
@@ -73,19 +76,30 @@ class _WithCallback:
     async def send(self, message: OutgoingSms) -> SendResult:
         return await self._provider.send(OutgoingSms(message.to, message.body, status_callback=self._callback))
 
-    async def find_sent(self, to: str, body: str, sent_after: datetime) -> SendResult | None:
-        found = await self._provider.find_sent(to, body, sent_after)
+    async def find_sent(
+        self, to: str, body: str, sent_after: datetime, exclude: Collection[str] = ()
+    ) -> SendResult | None:
+        found = await self._provider.find_sent(to, body, sent_after, exclude=exclude)
         # sms.dispatched carries Twilio's *initial* status (CONTRACT.md); where the message got to since then
         # arrives as delivery receipts on sms.status.
         return dataclasses.replace(found, status=self._initial_status) if found is not None else None
 
 
-async def send_one(sender: Sender, request: SmsRequested, previous: LedgerEntry | None, now: datetime) -> Outcome:
-    """Send ``request`` at most once; return its outcome. Raises only on bugs (the caller reports those)."""
+async def send_one(
+    sender: Sender,
+    request: SmsRequested,
+    previous: LedgerEntry | None,
+    now: datetime,
+    claimed: Collection[str] = (),
+) -> Outcome:
+    """Send ``request`` at most once; return its outcome. Raises only on bugs (the caller reports those).
+
+    ``claimed`` holds the SIDs of messages already known to be other requests': a look-up never adopts them.
+    """
     prior_attempts = previous.attempts if previous is not None else 0
     if previous is not None:
         # An earlier run marked it "sending" and died: Twilio may have it already.
-        found = await _look_up(sender, request, previous.at)
+        found = await _look_up(sender, request, previous.at, claimed)
         if isinstance(found, SendResult):
             return dispatched_outcome(request, found, attempts=max(prior_attempts, 1))
         if isinstance(found, ErrorInfo):
@@ -93,7 +107,7 @@ async def send_one(sender: Sender, request: SmsRequested, previous: LedgerEntry 
     try:
         result = await sender.send(OutgoingSms(request.to, request.body))
     except UnknownOutcome as unknown:
-        found = await _look_up(sender, request, unknown.sent_after)
+        found = await _look_up(sender, request, unknown.sent_after, claimed)
         if isinstance(found, SendResult):
             return dispatched_outcome(request, found, attempts=unknown.attempts)
         if isinstance(found, ErrorInfo):
@@ -110,10 +124,12 @@ async def send_one(sender: Sender, request: SmsRequested, previous: LedgerEntry 
     return dispatched_outcome(request, result, attempts=result.attempts)
 
 
-async def _look_up(sender: Sender, request: SmsRequested, since: datetime) -> SendResult | ErrorInfo | None:
+async def _look_up(
+    sender: Sender, request: SmsRequested, since: datetime, claimed: Collection[str]
+) -> SendResult | ErrorInfo | None:
     """Twilio's answer to "did you accept this?": the message, None for no, or why nobody can tell."""
     try:
-        return await sender.find_sent(request.to, request.body, since)
+        return await sender.find_sent(request.to, request.body, since, claimed)
     except ReconciliationUnavailable as error:
         reason = error.message
     except ProviderError as error:

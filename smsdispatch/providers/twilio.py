@@ -9,6 +9,7 @@ after the request went out is an :class:`UnknownOutcome` that :meth:`TwilioProvi
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -138,14 +139,17 @@ class TwilioProvider:
         body: str,
         sent_after: datetime,
         *,
+        exclude: Collection[str] = (),
         clock_skew: timedelta = DEFAULT_CLOCK_SKEW,
         max_pages: int = DEFAULT_MAX_PAGES,
     ) -> SendResult | None:
         """Find the message an unknown outcome may have created: same To (and From), same body, created at
-        or after ``sent_after - clock_skew``. Returns the earliest such message, or None when there is none.
+        or after ``sent_after - clock_skew``, and not one of the SIDs in ``exclude`` (messages already known to
+        belong to other requests). Returns that message, or None when there is none.
 
         Raises :class:`ReconciliationUnavailable` when the credentials cannot list messages (test
-        credentials) or when more than ``max_pages`` pages would have to be read to be sure.
+        credentials), when more than ``max_pages`` pages would have to be read to be sure, or when several
+        messages match: the same text to the same number twice, and no way to tell which one is this request's.
         """
         moment = sent_after if sent_after.tzinfo is not None else sent_after.replace(tzinfo=UTC)
         threshold = moment - clock_skew
@@ -163,8 +167,9 @@ class TwilioProvider:
             items = [item for item in page.get("messages") or [] if isinstance(item, dict)]
             dates = [parse_date(item.get("date_created")) for item in items]
             for item, created in zip(items, dates, strict=True):
-                if created is not None and created >= threshold and item.get("body") == body:
-                    found.append((created, item))
+                matches = created is not None and created >= threshold and item.get("body") == body
+                if matches and item.get("sid") not in exclude:
+                    found.append((created, item))  # type: ignore[arg-type]  # created is not None here
             all_older = bool(dates) and all(created is not None and created < threshold for created in dates)
             next_page = page.get("next_page_uri")
             if all_older or not isinstance(next_page, str) or not next_page:
@@ -176,7 +181,11 @@ class TwilioProvider:
             )
         if not found:
             return None
-        created, item = min(found, key=lambda pair: pair[0])
+        if len(found) > 1:
+            raise ReconciliationUnavailable(
+                f"{len(found)} messages to {to} with this text since {threshold:%H:%M:%S}: cannot tell which is ours."
+            )
+        created, item = found[0]
         segments, encoding = segment_info(body)
         return SendResult(
             message_id=str(item.get("sid")),

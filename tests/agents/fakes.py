@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -187,6 +187,7 @@ class FakeSender:
         self.tenant_id = tenant_id
         self.sent: list[OutgoingSms] = []
         self.looked_up: list[tuple[str, str, datetime]] = []
+        self.excluded: list[set[str]] = []
         self._sends: dict[str, deque[Answer]] = defaultdict(deque)
         self._finds: dict[str, deque[Answer]] = defaultdict(deque)
         self._events = events
@@ -220,7 +221,10 @@ class FakeSender:
         assert answer is not None, "a send answers a SendResult or raises"
         return answer
 
-    async def find_sent(self, to: str, body: str, sent_after: datetime) -> SendResult | None:
+    async def find_sent(
+        self, to: str, body: str, sent_after: datetime, exclude: Collection[str] = ()
+    ) -> SendResult | None:
+        self.excluded.append(set(exclude))
         self.looked_up.append((to, body, sent_after))
         if self._events is not None:
             self._events.append(f"find {body}")

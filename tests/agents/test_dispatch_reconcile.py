@@ -191,3 +191,15 @@ async def test_an_unreadable_ledger_entry_counts_as_sending_and_is_looked_up_not
     assert len(h.sender().looked_up) == 1  # asked Twilio first; it had nothing, so one send followed
     assert len(h.sender().sent) == 1
     assert isinstance(only_outcome(h), SmsDispatched)
+
+
+@pytest.mark.asyncio
+async def test_a_look_up_never_adopts_a_message_already_dispatched_for_another_request() -> None:
+    h = harness()
+    first = accepted(TO, "Hello", sid=FOUND_SID)
+    h.sender().on_send("Hello", first, unknown_outcome())
+
+    await h.dispatcher.process_batch([inbound(request_json("r-1"))])
+    await h.dispatcher.process_batch([inbound(request_json("r-2"))])
+
+    assert h.sender().excluded == [{FOUND_SID}]

@@ -118,14 +118,34 @@ async def test_find_sent_with_more_pages_than_it_may_read_is_unavailable_not_non
 
 
 @pytest.mark.asyncio
-async def test_find_sent_returns_the_earliest_of_several_matches(provider: TwilioProvider, fake: FakeTwilio) -> None:
-    first = stored("Hello", SENT_AFTER + timedelta(seconds=1))
-    fake.messages += [stored("Hello", SENT_AFTER + timedelta(seconds=9)), first]
+async def test_find_sent_with_several_matches_cannot_tell_which_is_ours(
+    provider: TwilioProvider, fake: FakeTwilio
+) -> None:
+    fake.messages += [
+        stored("Hello", SENT_AFTER + timedelta(seconds=9)),
+        stored("Hello", SENT_AFTER + timedelta(seconds=1)),
+    ]
 
-    found = await provider.find_sent(TO_NUMBER, "Hello", SENT_AFTER)
+    with pytest.raises(ReconciliationUnavailable):
+        await provider.find_sent(TO_NUMBER, "Hello", SENT_AFTER)
+
+
+@pytest.mark.asyncio
+async def test_find_sent_ignores_messages_known_to_belong_to_other_requests(
+    provider: TwilioProvider, fake: FakeTwilio
+) -> None:
+    theirs, ours = (
+        stored("Hello", SENT_AFTER + timedelta(seconds=1)),
+        stored("Hello", SENT_AFTER + timedelta(seconds=9)),
+    )
+    fake.messages += [theirs, ours]
+
+    found = await provider.find_sent(TO_NUMBER, "Hello", SENT_AFTER, exclude={theirs["sid"]})
+    alone = await provider.find_sent(TO_NUMBER, "Hello", SENT_AFTER, exclude={theirs["sid"], ours["sid"]})
 
     assert found is not None
-    assert found.message_id == first["sid"]
+    assert found.message_id == ours["sid"]
+    assert alone is None
 
 
 @pytest.mark.asyncio
