@@ -28,6 +28,7 @@ _MODELS: dict[str, type[BaseModel]] = {
 }
 
 Loggable = SmsDispatched | SmsFailed | SmsStatus
+_REFUSALS_BEFORE_NARROWING = 3
 
 
 def parse_outcomes(records: Sequence[tuple[str, bytes | None]]) -> list[Loggable]:
@@ -59,8 +60,14 @@ class LogSink:
         self._log: DispatchLog | None = None
 
     async def write(self, outcomes: Sequence[Loggable]) -> None:
-        """Write the batch in one transaction; wait and retry while the database is unavailable."""
+        """Write the batch in one transaction; wait and retry while the database is unavailable.
+
+        A refusal that waiting cannot fix (``retryable`` false), three times over, is narrowed down: the batch
+        is written one outcome at a time, and an outcome refused on its own is logged and skipped, so one bad
+        row cannot stall the log for everyone. It stays on its Kafka topic either way.
+        """
         delay = 0.5
+        refusals = 0
         while True:
             try:
                 if self._log is None:
@@ -68,8 +75,10 @@ class LogSink:
                 await self._log.record(outcomes)
             except StorageError as exc:
                 self._metrics.sink_retries.inc()
-                # Retried either way: giving up would ack outcomes that never reached the log. The flag only
-                # says whether waiting should fix it (database down) or an operator must (a bug, a bad URL).
+                refusals += 0 if exc.retryable else 1
+                if refusals >= _REFUSALS_BEFORE_NARROWING and self._log is not None:
+                    await self._narrow_down(outcomes, exc)
+                    return
                 level = logging.WARNING if exc.retryable else logging.ERROR
                 log.log(
                     level,
@@ -83,6 +92,15 @@ class LogSink:
                 continue
             self._metrics.sink_rows.inc(len(outcomes))
             return
+
+    async def _narrow_down(self, outcomes: Sequence[Loggable], error: StorageError) -> None:
+        if len(outcomes) > 1:
+            for outcome in outcomes:
+                await self.write([outcome])
+            return
+        [outcome] = outcomes
+        ids = f"tenant {getattr(outcome, 'tenant_id', None)!r}, request {getattr(outcome, 'request_id', None)!r}"
+        log.error("the dispatch log refuses an outcome (%s); skipping it (%s)", error, ids)
 
     async def close(self) -> None:
         if self._log is not None:

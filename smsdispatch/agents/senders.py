@@ -57,7 +57,10 @@ class SenderPool:
             cached = (tenant, TwilioProvider(tenant.config, self._http, self._retry))
             self._providers[tenant.record.tenant_id] = cached
         initial_status = "accepted" if tenant.config.uses_messaging_service else "queued"
-        return _WithCallback(cached[1], self.status_callback_url(request), initial_status)
+        # Receipts are accepted only with a signature checked against the auth token: without one, asking
+        # Twilio for callbacks would only produce refused requests.
+        callback = self.status_callback_url(request) if tenant.config.signing_token is not None else None
+        return _WithCallback(cached[1], callback, initial_status)
 
     def status_callback_url(self, request: SmsRequested) -> str | None:
         """Where Twilio reports delivery: the worker's receiver, with the ids that route the receipt back."""

@@ -3,8 +3,8 @@
 Twilio POSTs to ``{SMSDISPATCH_PUBLIC_URL}/twilio/status/{tenant_id}?request_id=…`` (the dispatcher puts the
 ids in the URL it gives Twilio). A callback is accepted only with a valid ``X-Twilio-Signature`` computed with
 the tenant's auth token over the public URL exactly as Twilio called it; anything else gets 403 and is not
-published. Tenants that authenticate with an API key have no auth token here to check signatures with, so
-their callbacks are refused: use an auth-token tenant, or reconcile by fetching messages.
+published. A tenant registered with an API key and no auth token has nothing to check signatures with, so
+the dispatcher asks Twilio for no callbacks for it (register the auth token too to get delivery receipts).
 """
 
 from __future__ import annotations

@@ -39,6 +39,14 @@ def home_partition(tenant_id: str, partitions: int) -> int:
     return (hashed & 0x7FFFFFFF) % partitions
 
 
+def record_time(timestamp_s: float) -> datetime:
+    """A record's timestamp; one no datetime can hold (a producer's mistake) reads as now, not as a crash."""
+    try:
+        return datetime.fromtimestamp(timestamp_s, UTC)
+    except (ValueError, OverflowError, OSError):
+        return datetime.now(UTC)
+
+
 def build_worker(settings: Settings, keyring: Keyring, metrics: DispatchMetrics | None = None) -> StreamsApp:
     """Create the app and register every agent and page on it. Nothing runs until the app starts."""
     streams = create_app(settings)
@@ -97,7 +105,7 @@ def build_worker(settings: Settings, keyring: Keyring, metrics: DispatchMetrics 
                     key=event.key,
                     value=event.value,
                     partition=event.message.partition,
-                    timestamp=datetime.fromtimestamp(event.message.timestamp, UTC),
+                    timestamp=record_time(event.message.timestamp),
                 )
                 for event in events
             ]

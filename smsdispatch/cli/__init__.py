@@ -71,6 +71,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"smsdispatch {args.verb}: interrupted.", file=sys.stderr)
         return 130
+    except Exception as exc:  # a bug or an unforeseen failure: still one sentence, and never its text
+        # (an exception's message may quote a URL with a password or a rejected secret).
+        print(f"smsdispatch {args.verb}: failed unexpectedly ({type(exc).__name__}).", file=sys.stderr)
+        return 1
     return code
 
 

@@ -37,3 +37,13 @@ def load_keyring(settings: Settings) -> Keyring:
 
 def unreachable_kafka(broker: str) -> CliError:
     return CliError(f"cannot reach Kafka at {broker}: is it running? (`smsdispatch kafka start` runs a local one)")
+
+
+def bad_usage(exc: ValidationError, flags: dict[str, str], whole: str) -> CliError:
+    """The first problem pydantic found, as one sentence naming the flag (``whole`` when it is about the
+    combination of flags); the rejected value itself is never repeated, since it may be a secret."""
+    first = exc.errors(include_input=False)[0]
+    field = str(first["loc"][0]) if first["loc"] else ""
+    flag = flags.get(field, "--" + field.replace("_", "-")) if field else whole
+    message = first["msg"].removeprefix("Value error, ").rstrip(".")
+    return CliError(f"{flag}: {message}.", exit_code=2)

@@ -11,9 +11,9 @@ import time
 
 from pydantic import ValidationError
 
-from smsdispatch.cli._common import CliError, load_settings, unreachable_kafka
-from smsdispatch.client import SmsClient
-from smsdispatch.schemas import SmsDispatched
+from smsdispatch.cli._common import CliError, bad_usage, load_settings, unreachable_kafka
+from smsdispatch.client import SmsClient, new_request_id
+from smsdispatch.schemas import SmsDispatched, SmsRequested
 from smsdispatch.schemas.messages import Outcome
 
 
@@ -37,27 +37,35 @@ def run(args: argparse.Namespace) -> int:
             raise CliError(f"--metadata {item!r} is not KEY=VALUE.", exit_code=2)
         metadata[key] = value
     try:
-        return asyncio.run(_send(args, settings.broker, metadata))
+        # Validated before Kafka is touched: a bad --to is bad usage (2) whether or not Kafka is up.
+        request = SmsRequested(
+            request_id=args.request_id or new_request_id(),
+            tenant_id=args.tenant,
+            to=args.to,
+            body=args.body,
+            metadata=metadata,
+        )
     except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(part) for part in first["loc"]) or "request"
-        raise CliError(f"--{field.replace('_', '-')}: {first['msg']}.", exit_code=2) from None
+        raise bad_usage(exc, {"tenant_id": "--tenant"}, whole="the request") from None
+    try:
+        return asyncio.run(_send(args, settings.broker, request))
     except TimeoutError as exc:
         raise CliError(str(exc) + ".") from None
     except OSError:
         raise unreachable_kafka(settings.broker) from None
 
 
-async def _send(args: argparse.Namespace, broker: str, metadata: dict[str, str]) -> int:
+async def _send(args: argparse.Namespace, broker: str, request: SmsRequested) -> int:
     started_ms = int(time.time() * 1000) - 5_000
     async with SmsClient(broker) as client:
-        request = await client.send(args.tenant, args.to, args.body, request_id=args.request_id, metadata=metadata)
+        await client.publish(request)
         print(f"published {request.request_id} for {request.tenant_id}")
         if not args.wait:
             return 0
-        outcome = (await client.wait_for(request.request_id, timeout=args.timeout, since_ms=started_ms))[
-            request.request_id
-        ]
+        found = await client.wait_for(
+            request.request_id, timeout=args.timeout, since_ms=started_ms, tenant=request.tenant_id
+        )
+        outcome = found[request.request_id]
     print(outcome.model_dump_json() if args.json else describe_outcome(outcome))
     return 0 if isinstance(outcome, SmsDispatched) else 1
 

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from aiokafka.errors import KafkaConnectionError, KafkaError
 from pydantic import TypeAdapter, ValidationError
 
-from smsdispatch.cli._common import CliError, load_keyring, load_settings, unreachable_kafka
+from smsdispatch.cli._common import CliError, bad_usage, load_keyring, load_settings, unreachable_kafka
 from smsdispatch.client import latest_tenant_records, publish_tenant
 from smsdispatch.crypto import CryptoError, Keyring
 from smsdispatch.providers import AuthenticationError, ProviderError, TwilioHttp, TwilioProvider
@@ -24,6 +24,11 @@ from smsdispatch.settings import Settings
 from smsdispatch.streams.topics import ensure_topics
 
 TENANT_ID: TypeAdapter[str] = TypeAdapter(TenantId)
+_FLAGS = {"from_number": "--from", "tenant_id": "TENANT"}
+
+
+class VerificationRefused(CliError):
+    """Twilio answered, and the answer is no: bad credentials, or an account that cannot send."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -67,11 +72,12 @@ async def verified_record(
         try:
             info = await TwilioProvider(config, http).verify()
         except AuthenticationError as exc:
-            raise CliError(f"Twilio refused the credentials of {tenant_id}: {exc.message}") from None
+            raise VerificationRefused(f"Twilio refused the credentials of {tenant_id}: {exc.message}") from None
         except ProviderError as exc:
             raise CliError(f"could not verify {tenant_id} with Twilio: {exc.message}") from None
     if not info.verified:
-        raise CliError(f"the Twilio account of {tenant_id} cannot send: {info.reason or info.status}.")
+        reason = (info.reason or f"its status is {info.status}").rstrip(".")
+        raise VerificationRefused(f"the Twilio account of {tenant_id} cannot send: {reason}.")
     return TenantRecord(
         tenant_id=tenant_id,
         config=keyring.seal(config),
@@ -85,6 +91,10 @@ async def verified_record(
 
 async def _set(args: argparse.Namespace, settings: Settings, keyring: Keyring) -> int:
     try:
+        TENANT_ID.validate_python(args.tenant)
+    except ValidationError as exc:
+        raise bad_usage(exc, _FLAGS, whole="TENANT") from None
+    try:
         config = TenantConfig(
             account_sid=args.account_sid,
             auth_token=args.auth_token,
@@ -92,13 +102,12 @@ async def _set(args: argparse.Namespace, settings: Settings, keyring: Keyring) -
             api_key_secret=args.api_key_secret,
             from_number=args.from_number,
         )
-        TENANT_ID.validate_python(args.tenant)
     except ValidationError as exc:
-        raise CliError(_first_problem(exc), exit_code=2) from None
+        raise bad_usage(exc, _FLAGS, whole="--auth-token / --api-key-sid / --api-key-secret") from None
     try:
         record = await verified_record(args.tenant, config, keyring, settings, verify=not args.no_verify)
     except ValidationError as exc:
-        raise CliError(_first_problem(exc), exit_code=2) from None
+        raise bad_usage(exc, _FLAGS, whole="TENANT") from None
     await ensure_topics(settings.broker, settings.partitions)
     await publish_tenant(settings.broker, args.tenant, record)
     print(describe_tenant(record))
@@ -110,7 +119,13 @@ async def _verify(args: argparse.Namespace, settings: Settings, keyring: Keyring
     if current is None:
         raise CliError(f"no tenant {args.tenant!r} is registered.")
     config = _unseal(keyring, current)
-    record = await verified_record(args.tenant, config, keyring, settings)
+    try:
+        record = await verified_record(args.tenant, config, keyring, settings)
+    except VerificationRefused:
+        # "Re-checks and republishes": credentials that stopped working must stop being used.
+        revoked = current.model_copy(update={"verified": False, "verified_at": None, "updated_at": datetime.now(UTC)})
+        await publish_tenant(settings.broker, args.tenant, revoked)
+        raise
     await publish_tenant(settings.broker, args.tenant, record)
     print(describe_tenant(record))
     return 0
@@ -158,12 +173,3 @@ def _unseal(keyring: Keyring, record: TenantRecord) -> TenantConfig:
         return keyring.unseal(record.config)
     except CryptoError as exc:
         raise CliError(f"tenant {record.tenant_id}: {exc}") from None
-
-
-def _first_problem(exc: ValidationError) -> str:
-    first = exc.errors()[0]
-    field = ".".join(str(part) for part in first["loc"]) or "value"
-    flag = {"from_number": "--from", "tenant_id": "TENANT", "value": "TENANT"}.get(
-        field, "--" + field.replace("_", "-")
-    )
-    return f"{flag}: {first['msg']}."

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+from urllib.parse import urlsplit
 
 from smsdispatch.cli._common import CliError, load_keyring, load_settings
 
@@ -28,18 +29,29 @@ def run(args: argparse.Namespace) -> int:
         overrides["data_dir"] = args.data_dir
     settings = load_settings(**overrides)
     keyring = load_keyring(settings)
+    for name, url in (
+        ("SMSDISPATCH_TWILIO_BASE_URL", settings.twilio_base_url),
+        ("SMSDISPATCH_PUBLIC_URL", settings.public_url),
+    ):
+        if url is not None and not _is_http_url(url):
+            raise CliError(f"{name} must be an http:// or https:// URL with a host.", exit_code=2)
 
     from faust.worker import Worker
 
     from smsdispatch.agents.worker import build_worker
-    from smsdispatch.streams.topics import ensure_topics
+    from smsdispatch.streams.topics import check_partitions
 
     try:
-        asyncio.run(asyncio.wait_for(ensure_topics(settings.broker, settings.partitions), timeout=30))
+        mismatched = asyncio.run(asyncio.wait_for(check_partitions(settings.broker, settings.partitions), timeout=30))
     except Exception as exc:
         raise CliError(
             f"cannot reach Kafka at {settings.broker} to create the topics ({type(exc).__name__})."
         ) from None
+    if mismatched:
+        raise CliError(
+            f"{', '.join(mismatched)} exist with another partition count than SMSDISPATCH_PARTITIONS="
+            f"{settings.partitions}: set it to match, since tenants' requests and tables must share partitions."
+        )
     streams = build_worker(settings, keyring)
     os.makedirs(streams.app.conf.datadir, exist_ok=True)
     worker = Worker(
@@ -63,3 +75,8 @@ def _plain_logging(level: str) -> dict[str, object]:
         "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain", "level": level}},
         "root": {"handlers": ["stderr"], "level": level},
     }
+
+
+def _is_http_url(url: str) -> bool:
+    parts = urlsplit(url)
+    return parts.scheme in ("http", "https") and bool(parts.hostname) and "_" not in (parts.hostname or "")

@@ -150,6 +150,7 @@ class SmsClient:
         request_ids: str | Sequence[str],
         timeout: float = 30.0,  # noqa: ASYNC109 - a deadline for the whole wait, documented as such
         since_ms: int | None = None,
+        tenant: str | None = None,
     ) -> dict[str, Outcome]:
         """The outcome of each request id, waiting up to ``timeout`` seconds; raises TimeoutError otherwise."""
         wanted = {request_ids} if isinstance(request_ids, str) else set(request_ids)
@@ -158,7 +159,8 @@ class SmsClient:
         stop = asyncio.Event()
 
         async def collect() -> None:
-            outcomes = self.outcomes(start_ms=start, stop=stop)
+            # request_id is unique per tenant only: with ``tenant`` given, other tenants' outcomes never match.
+            outcomes = self.outcomes(start_ms=start, stop=stop, tenant=tenant)
             async with aclosing(outcomes):  # type: ignore[type-var]  # an async generator has aclose()
                 async for outcome in outcomes:
                     if outcome.request_id in wanted and outcome.request_id not in found:

@@ -10,6 +10,7 @@ import phonenumbers
 from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints
 
 MAX_BODY_CHARS = 1600
+MAX_METADATA_CHARS = 16_384
 RAW_EXCERPT_BYTES = 4096
 
 # The patterns end in \Z, not $: Python's $ also matches before a trailing newline, which would let
@@ -84,7 +85,26 @@ def check_aware(value: datetime) -> datetime:
 
 
 TenantId = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
-RequestId = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+
+
+def no_nul(value: str) -> str:
+    """NUL cannot be stored in PostgreSQL text or JSON, so it would stall the dispatch log: refuse it here."""
+    if "\x00" in value:
+        raise ValueError("must not contain the NUL character")
+    return value
+
+
+def check_metadata(value: dict[str, str]) -> dict[str, str]:
+    """Metadata rides on every outcome and ledger entry: bounded, so no record can outgrow Kafka's limits."""
+    if sum(len(key) + len(item) for key, item in value.items()) > MAX_METADATA_CHARS:
+        raise ValueError(f"must hold at most {MAX_METADATA_CHARS} characters of keys and values in all")
+    for key, item in value.items():
+        no_nul(key)
+        no_nul(item)
+    return value
+
+
+RequestId = Annotated[str, StringConstraints(min_length=1, max_length=128), AfterValidator(no_nul)]
 # json_schema_extra tells producers in other languages, via the JSON Schema, what the AfterValidator checks.
 PhoneNumber = Annotated[
     str,
@@ -98,6 +118,6 @@ PhoneNumber = Annotated[
     ),
 ]
 Sender = Annotated[str, AfterValidator(check_sender)]
-Body = Annotated[str, Field(min_length=1, max_length=MAX_BODY_CHARS)]
+Body = Annotated[str, Field(min_length=1, max_length=MAX_BODY_CHARS), AfterValidator(no_nul)]
 Timestamp = Annotated[datetime, BeforeValidator(parse_rfc3339), AfterValidator(check_aware)]
-Metadata = Annotated[dict[str, str], BeforeValidator(absent_if_null)]
+Metadata = Annotated[dict[str, str], BeforeValidator(absent_if_null), AfterValidator(check_metadata)]

@@ -70,6 +70,9 @@ def create_app(settings: Settings, *, app_id: str = APP_ID, ledger_retention: ti
         broker_heartbeat_interval=3.0,
         web_port=settings.web_port,
         web_enabled=True,
+        # The port also takes Twilio's callbacks from the internet: Faust's table and router views stay off.
+        web_tables_enabled=False,
+        web_router_enabled=False,
         autodiscover=False,
     )
     requested = _raw_topic(app, topics.REQUESTED, partitions=settings.partitions)

@@ -81,3 +81,17 @@ async def ensure_topics(broker_url: str, partitions: int, specs: tuple[TopicSpec
         return created
     finally:
         await admin.close()
+
+
+async def check_partitions(
+    broker_url: str, partitions: int, specs: tuple[TopicSpec, ...] = CONTRACT_TOPICS
+) -> list[str]:
+    """Create the missing topics; return those that exist with another partition count than ``partitions``."""
+    await ensure_topics(broker_url, partitions, specs)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers(broker_url))
+    await admin.start()
+    try:
+        described = await admin.describe_topics([spec.name for spec in specs])
+    finally:
+        await admin.close()
+    return sorted(str(meta.get("topic")) for meta in described if len(meta.get("partitions", [])) != partitions)

@@ -199,3 +199,32 @@ async def test_written_outcomes_land_in_a_real_sqlite_dispatch_log(tmp_path: Pat
     assert second is not None
     assert (first.status, first.provider_message_id) == ("delivered", DISPATCHED.provider_message_id)
     assert (second.status, second.error_code, second.provider_code) == ("failed", "provider_rejected", 21211)
+
+
+class RefusesOne(FakeDispatchLog):
+    """Refuses, for good, any batch holding ``bad``; writes everything else."""
+
+    def __init__(self, bad: Loggable) -> None:
+        super().__init__(open_failures=[], record_failures=[])
+        self.bad = bad
+
+    async def record(self, outcomes: Sequence[Loggable]) -> None:
+        if self.bad in outcomes:
+            raise StorageError("The database refused recording the batch: invalid byte sequence.")
+        self.recorded.append(list(outcomes))
+
+
+@pytest.mark.asyncio
+async def test_a_row_the_database_always_refuses_is_skipped_alone_and_the_rest_of_its_batch_lands(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake = RefusesOne(bad=FAILED)
+    install(monkeypatch, fake)
+
+    with caplog.at_level(logging.ERROR, logger="smsdispatch.logsink"):
+        await LogSink("sqlite+aiosqlite:///unused.db", DispatchMetrics(), sleep=Sleeps()).write(
+            [DISPATCHED, FAILED, RECEIPT]
+        )
+
+    assert fake.recorded == [[DISPATCHED], [RECEIPT]]
+    assert "refuses an outcome" in caplog.text

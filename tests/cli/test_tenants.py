@@ -10,10 +10,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
 from smsdispatch.cli import main
-from smsdispatch.client import latest_tenant_records, read_topic
+from smsdispatch.client import latest_tenant_records, publish_tenant, read_topic
 from smsdispatch.crypto import Keyring, generate_key
+from smsdispatch.schemas import TenantConfig, TenantRecord
 from smsdispatch.simulator import random_account_sid
 from smsdispatch.streams import topics
 from smsdispatch.testing.kafka import free_ports
@@ -169,3 +171,17 @@ def test_a_missing_key_list_is_one_sentence_and_bad_usage(
 def test_an_invalid_sender_is_bad_usage(env: Keyring, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["tenants", "set", tenant_id(), "--account-sid", LIVE_SID, "--auth-token", "x", "--from", "12"]) == 2
     assert capsys.readouterr().err.startswith("smsdispatch tenants: --from")
+
+
+def test_verify_of_credentials_twilio_now_refuses_republishes_the_tenant_unverified(
+    env: Keyring, kafka_broker_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tenant = tenant_id()
+    revoked = TenantConfig(account_sid=LIVE_SID, auth_token=SecretStr("rotated-away"), from_number=SENDER)
+    record = TenantRecord(tenant_id=tenant, config=env.seal(revoked), verified=True)
+    asyncio.run(publish_tenant(kafka_broker_url, tenant, record))
+
+    assert main(["tenants", "verify", tenant]) == 1
+
+    assert "refused the credentials" in capsys.readouterr().err
+    assert asyncio.run(latest_tenant_records(kafka_broker_url))[tenant].verified is False

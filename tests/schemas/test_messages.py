@@ -379,3 +379,22 @@ def test_status_receipt_survives_a_json_round_trip() -> None:
         "received_at",
         "raw_dlr_done_date",
     }
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"request_id": "a\x00b"},
+        {"body": "hello\x00"},
+        {"metadata": {"k\x00": "v"}},
+        {"metadata": {"k": "v\x00"}},
+    ],
+    ids=["request_id", "body", "metadata-key", "metadata-value"],
+)
+def test_nul_characters_are_rejected_because_the_dispatch_log_cannot_store_them(changes: dict[str, Any]) -> None:
+    assert rejected_fields(**changes) == set(changes)
+
+
+def test_metadata_is_bounded_so_outcomes_stay_within_kafkas_record_limit() -> None:
+    assert parse(metadata={"note": "x" * 16_000}).metadata["note"] == "x" * 16_000
+    assert rejected_fields(metadata={"note": "x" * 16_385}) == {"metadata"}
