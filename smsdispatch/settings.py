@@ -31,6 +31,8 @@ class Settings(BaseSettings):
     web_port: int = Field(default=6066, ge=0, le=65535)
     data_dir: str | None = None
     tenant_concurrency: int = Field(default=100, ge=1)
+    # 1 suits a single local broker; production clusters want 3, or the ledger changelog dies with a broker.
+    replication_factor: int = Field(default=1, ge=1)
     batch_size: int = Field(default=500, ge=1)
     batch_within_seconds: float = Field(default=0.05, gt=0)
     ledger_retention_days: float = Field(default=7.0, gt=0)

@@ -11,8 +11,11 @@ stream and acks them only after :meth:`Dispatcher.process_batch` returns. The gu
   ``sending`` (the worker died mid-send) is reconciled with Twilio's message list before anything is sent;
   where that cannot be confirmed the outcome is ``outcome_unknown``. An unknown outcome from Twilio (5xx,
   timeout after sending) is reconciled the same way and is never retried blindly.
-* **Concurrency** inside a batch, capped per tenant (``tenant_concurrency``, default 100: Twilio's usual
-  per-account limit), so one partition's requests are sent concurrently without Faust's ``concurrency > 1``.
+* **Concurrency** inside a batch, capped per tenant (``tenant_concurrency``, default 100, Twilio's usual
+  per-account limit; tenants sharing one Twilio account share that limit at Twilio but not here, and ride
+  out the 429s), so a partition's requests are sent concurrently without Faust's ``concurrency > 1``.
+  The limit: a batch completes when its slowest send does, so one tenant in a long 429 storm delays the
+  other tenants of the same worker by up to the retry budget (30 s).
 
 The limit: delivery to the outcome topics is at-least-once. A crash after the outcomes were written but
 before Faust committed the offsets re-emits the recorded outcomes on restart (the log sink upserts them).

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
-from smsdispatch.settings import bootstrap_servers
+from smsdispatch.settings import Settings, bootstrap_servers
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ async def ensure_topics(broker_url: str, partitions: int, specs: tuple[TopicSpec
                         NewTopic(
                             spec.name,
                             num_partitions=partitions,
-                            replication_factor=1,
+                            replication_factor=Settings().replication_factor,
                             topic_configs=spec.config,
                         )
                     ]
