@@ -35,6 +35,10 @@ from smsdispatch.streams.tenants import ReadyTenant
 
 
 class Sender(Protocol):
+    #: Whether Twilio stores bodies exactly as sent. Trial accounts prefix them and Messaging Services may
+    #: re-encode them, so for those "no such message in the list" proves nothing.
+    exact_bodies: bool
+
     async def send(self, message: OutgoingSms) -> SendResult: ...
 
     async def find_sent(
@@ -60,7 +64,8 @@ class SenderPool:
         # Receipts are accepted only with a signature checked against the auth token: without one, asking
         # Twilio for callbacks would only produce refused requests.
         callback = self.status_callback_url(request) if tenant.config.signing_token is not None else None
-        return _WithCallback(cached[1], callback, initial_status)
+        exact_bodies = tenant.record.account_type != "Trial" and not tenant.config.uses_messaging_service
+        return _WithCallback(cached[1], callback, initial_status, exact_bodies)
 
     def status_callback_url(self, request: SmsRequested) -> str | None:
         """Where Twilio reports delivery: the worker's receiver, with the ids that route the receipt back."""
@@ -71,7 +76,8 @@ class SenderPool:
 
 
 class _WithCallback:
-    def __init__(self, provider: TwilioProvider, callback: str | None, initial_status: str) -> None:
+    def __init__(self, provider: TwilioProvider, callback: str | None, initial_status: str, exact_bodies: bool) -> None:
+        self.exact_bodies = exact_bodies
         self._provider = provider
         self._callback = callback
         self._initial_status = initial_status
@@ -107,6 +113,8 @@ async def send_one(
             return dispatched_outcome(request, found, attempts=max(prior_attempts, 1))
         if isinstance(found, ErrorInfo):
             return failed_outcome(request, found, attempts=prior_attempts)
+        if not sender.exact_bodies:
+            return failed_outcome(request, _unconfirmable(), attempts=prior_attempts)
     try:
         result = await sender.send(OutgoingSms(request.to, request.body))
     except UnknownOutcome as unknown:
@@ -115,6 +123,8 @@ async def send_one(
             return dispatched_outcome(request, found, attempts=unknown.attempts)
         if isinstance(found, ErrorInfo):
             return failed_outcome(request, found, attempts=unknown.attempts)
+        if not sender.exact_bodies:
+            return failed_outcome(request, _unconfirmable(unknown.provider_code), attempts=unknown.attempts)
         confirmed_absent = ErrorInfo(
             code=ErrorCode.PROVIDER_UNAVAILABLE,
             message=f"{unknown.message} Twilio's message list shows it was not accepted, so it was not sent.",
@@ -141,4 +151,13 @@ async def _look_up(
         code=ErrorCode.OUTCOME_UNKNOWN,
         message=f"Twilio may have accepted this message and it could not be confirmed: {reason}",
         retryable=False,
+    )
+
+
+def _unconfirmable(provider_code: int | None = None) -> ErrorInfo:
+    return ErrorInfo(
+        code=ErrorCode.OUTCOME_UNKNOWN,
+        message="Twilio may have accepted this message, and this account's message list cannot prove it did not "
+        "(a trial account or a Messaging Service may change the body Twilio stores).",
+        provider_code=provider_code,
     )

@@ -185,6 +185,7 @@ class FakeSender:
         pause: Callable[[], Any] | None = None,
     ) -> None:
         self.tenant_id = tenant_id
+        self.exact_bodies = True
         self.sent: list[OutgoingSms] = []
         self.looked_up: list[tuple[str, str, datetime]] = []
         self.excluded: list[set[str]] = []

@@ -203,3 +203,22 @@ async def test_a_look_up_never_adopts_a_message_already_dispatched_for_another_r
     await h.dispatcher.process_batch([inbound(request_json("r-2"))])
 
     assert h.sender().excluded == [{FOUND_SID}]
+
+
+@pytest.mark.parametrize("left_behind", ["sending", "unknown outcome"])
+@pytest.mark.asyncio
+async def test_not_found_proves_nothing_where_twilio_may_change_the_body_so_nothing_is_sent(left_behind: str) -> None:
+    h = harness()
+    h.sender().exact_bodies = False  # a trial account, or a Messaging Service
+    if left_behind == "sending":
+        left_sending(h)
+    else:
+        h.sender().on_send("Hello", unknown_outcome())
+    h.sender().on_find("Hello", None)
+
+    await h.dispatcher.process_batch([inbound(request_json())])
+
+    outcome = only_outcome(h)
+    assert isinstance(outcome, SmsFailed)
+    assert outcome.error.code is ErrorCode.OUTCOME_UNKNOWN
+    assert len(h.sender().sent) == (0 if left_behind == "sending" else 1)
