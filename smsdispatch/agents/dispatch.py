@@ -15,7 +15,8 @@ stream and acks them only after :meth:`Dispatcher.process_batch` returns. The gu
   per-account limit; tenants sharing one Twilio account share that limit at Twilio but not here, and ride
   out the 429s), so a partition's requests are sent concurrently without Faust's ``concurrency > 1``.
   The limit: a batch completes when its slowest send does, so one tenant in a long 429 storm delays the
-  other tenants of the same worker by up to the retry budget (30 s).
+  tenants that share its partition by up to the retry budget (30 s). The worker runs one dispatcher actor
+  per partition (Faust's ``isolated_partitions``), so other partitions go on meanwhile.
 
 The limit: delivery to the outcome topics is at-least-once. A crash after the outcomes were written but
 before Faust committed the offsets re-emits the recorded outcomes on restart (the log sink upserts them).

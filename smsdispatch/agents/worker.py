@@ -97,7 +97,9 @@ def build_worker(settings: Settings, keyring: Keyring, metrics: DispatchMetrics 
                 log.exception("could not apply an sms.tenants record")
             progress.applied(event.message.partition, event.message.offset)
 
-    @app.agent(streams.requested, name="smsdispatch.dispatcher")
+    # One actor per partition: a batch held up by one tenant's 429 storm does not hold up other partitions.
+    # Each actor's batches come from its own partition only, which is also what the ledger's writes assume.
+    @app.agent(streams.requested, name="smsdispatch.dispatcher", isolated_partitions=True)
     async def dispatch(stream: Any) -> None:
         async for events in stream.take_events(settings.batch_size, within=settings.batch_within_seconds):
             records = [
