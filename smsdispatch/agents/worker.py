@@ -59,11 +59,13 @@ def build_worker(settings: Settings, keyring: Keyring, metrics: DispatchMetrics 
         settings.broker, app.conf.id, lambda tenant_id: home_partition(tenant_id, settings.partitions)
     )
     dispatcher_slot: list[Dispatcher] = []
+    http_slot: list[TwilioHttp] = []
 
     def dispatcher() -> Dispatcher:
         # Built on first use, inside the running loop: the HTTP client's connector binds to it.
         if not dispatcher_slot:
             http = TwilioHttp(settings.twilio_base_url, max_connections=max(settings.tenant_concurrency, 100) * 4)
+            http_slot.append(http)
             dispatcher_slot.append(
                 Dispatcher(
                     tenants=tenants,
@@ -158,7 +160,15 @@ def build_worker(settings: Settings, keyring: Keyring, metrics: DispatchMetrics 
         # One line per HTTP call to Twilio would drown the one line per outcome (and cost CPU at volume).
         logging.getLogger("httpx").setLevel(logging.WARNING)
 
-    _ = (keep_tenants, dispatch, record_outcomes, health, prometheus, StatusCallback)
+    @app.on_before_shutdown.connect
+    async def _close(app_: Any, **_: Any) -> None:
+        # After the consumer has stopped, so no batch is using them any more.
+        await sink.close()
+        await progress.close()
+        for http in http_slot:
+            await http.aclose()
+
+    _ = (keep_tenants, dispatch, record_outcomes, health, prometheus, StatusCallback, _close)
     return streams
 
 

@@ -15,7 +15,7 @@ from aiokafka.errors import KafkaConnectionError, KafkaError
 from pydantic import TypeAdapter, ValidationError
 
 from smsdispatch.cli._common import CliError, bad_usage, load_keyring, load_settings, unreachable_kafka
-from smsdispatch.client import latest_tenant_records, publish_tenant
+from smsdispatch.client import latest_tenant_records, publish_tenant, publish_tenants
 from smsdispatch.crypto import CryptoError, Keyring
 from smsdispatch.providers import AuthenticationError, ProviderError, TwilioHttp, TwilioProvider
 from smsdispatch.schemas import TenantConfig, TenantRecord, describe_tenant
@@ -149,7 +149,8 @@ async def _remove(args: argparse.Namespace, settings: Settings, keyring: Keyring
 
 
 async def _rotate(args: argparse.Namespace, settings: Settings, keyring: Keyring) -> int:
-    moved, stuck = 0, []
+    resealed: dict[str, TenantRecord | None] = {}
+    stuck = []
     records = await latest_tenant_records(settings.broker)
     for tenant_id, record in records.items():
         try:
@@ -158,10 +159,9 @@ async def _rotate(args: argparse.Namespace, settings: Settings, keyring: Keyring
             stuck.append(tenant_id)  # keep going: one unreadable record must not block the others
             continue
         if envelope != record.config:
-            updated = record.model_copy(update={"config": envelope, "updated_at": datetime.now(UTC)})
-            await publish_tenant(settings.broker, tenant_id, updated)
-            moved += 1
-    print(f"re-encrypted {moved} of {len(records)} tenants under key {keyring.current_kid}")
+            resealed[tenant_id] = record.model_copy(update={"config": envelope, "updated_at": datetime.now(UTC)})
+    await publish_tenants(settings.broker, resealed)
+    print(f"re-encrypted {len(resealed)} of {len(records)} tenants under key {keyring.current_kid}")
     if stuck:
         names = ", ".join(stuck[:5]) + (f" and {len(stuck) - 5} more" if len(stuck) > 5 else "")
         raise CliError(f"{len(stuck)} tenants are sealed under keys not in SMSDISPATCH_ENCRYPTION_KEYS: {names}.")

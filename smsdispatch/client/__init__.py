@@ -49,7 +49,7 @@ from smsdispatch.client._replay import (
     new_replay_id,
     replay,
 )
-from smsdispatch.client._tenants import latest_tenant_records, publish_tenant
+from smsdispatch.client._tenants import latest_tenant_records, publish_tenant, publish_tenants
 
 __all__ = [
     "REPLAYABLE_TOPICS",
@@ -67,6 +67,7 @@ __all__ = [
     "new_request_id",
     "parse_outcome",
     "publish_tenant",
+    "publish_tenants",
     "read_topic",
     "replay",
     "tail_topic",

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Mapping
 
 from aiokafka import AIOKafkaProducer
 from pydantic import ValidationError
@@ -34,10 +36,20 @@ async def latest_tenant_records(broker_url: str) -> dict[str, TenantRecord]:
 
 async def publish_tenant(broker_url: str, tenant_id: str, record: TenantRecord | None) -> None:
     """Publish a tenant's record (None removes the tenant) and wait until Kafka has it."""
+    await publish_tenants(broker_url, {tenant_id: record})
+
+
+async def publish_tenants(broker_url: str, records: Mapping[str, TenantRecord | None]) -> None:
+    """Publish several tenants' records through one producer; returns once Kafka has all of them."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers(broker_url), acks="all")
     await producer.start()
     try:
-        value = record.model_dump_json().encode() if record is not None else None
-        await producer.send_and_wait(topics.TENANTS, value, key=tenant_id.encode())
+        sends = [
+            await producer.send(
+                topics.TENANTS, record.model_dump_json().encode() if record is not None else None, key=tenant.encode()
+            )
+            for tenant, record in records.items()
+        ]
+        await asyncio.gather(*sends)
     finally:
         await producer.stop()

@@ -48,10 +48,10 @@ def default_data_dir() -> Path:
     return Path.home() / ".local" / "state" / "smsdispatch" / "worker"
 
 
-def create_app(settings: Settings, *, app_id: str = APP_ID, ledger_retention: timedelta | None = None) -> StreamsApp:
-    retention = ledger_retention or timedelta(days=settings.ledger_retention_days)
+def create_app(settings: Settings) -> StreamsApp:
+    retention = timedelta(days=settings.ledger_retention_days)
     app = faust.App(
-        app_id,
+        APP_ID,
         broker=settings.broker,
         store="memory://",
         datadir=settings.data_dir or str(default_data_dir()),

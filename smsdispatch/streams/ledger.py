@@ -22,7 +22,6 @@ partition of whatever event is current when a batch of many partitions is proces
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, MutableMapping
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -127,16 +126,3 @@ class Ledger:
             return LedgerEntry.model_validate_json(raw)
         except ValidationError:
             return None
-
-
-class InMemoryChangelog:
-    """A changelog for tests and for running the dispatcher without Kafka: records every write in order."""
-
-    def __init__(self) -> None:
-        self.writes: list[tuple[bytes, bytes | None, int]] = []
-
-    def __call__(self, key: bytes, value: bytes | None, partition: int) -> Awaitable[None]:
-        self.writes.append((key, value, partition))
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        future.set_result(None)
-        return future

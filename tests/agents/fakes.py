@@ -26,8 +26,9 @@ from smsdispatch.crypto import Keyring, generate_key
 from smsdispatch.providers import OutgoingSms, SendResult, segment_info
 from smsdispatch.schemas import SmsRequested, TenantConfig, TenantRecord
 from smsdispatch.streams import topics
-from smsdispatch.streams.ledger import InMemoryChangelog, Ledger
+from smsdispatch.streams.ledger import Ledger
 from smsdispatch.streams.tenants import ReadyTenant, TenantDirectory
+from smsdispatch.testing.ledger import InMemoryChangelog
 
 ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
 AUTH_TOKEN = "tok-5e3c2f1a9b8d7e6f"

@@ -15,7 +15,8 @@ from smsdispatch.agents.senders import SenderPool
 from smsdispatch.providers import RetryPolicy, TwilioHttp
 from smsdispatch.schemas import ErrorCode, SmsDispatched, SmsFailed
 from smsdispatch.streams import topics
-from smsdispatch.streams.ledger import InMemoryChangelog, Ledger
+from smsdispatch.streams.ledger import Ledger
+from smsdispatch.testing.ledger import InMemoryChangelog
 from smsdispatch.testing.twilio_fakes import FakeTwilio, twilio_error
 
 from .fakes import RecordingPublisher, Tenants, inbound, request_json

@@ -12,7 +12,8 @@ import pytest
 
 from smsdispatch.agents.dispatch import DispatcherOptions
 from smsdispatch.streams import topics
-from smsdispatch.streams.ledger import InMemoryChangelog, LedgerEntry, ledger_key
+from smsdispatch.streams.ledger import LedgerEntry, ledger_key
+from smsdispatch.testing.ledger import InMemoryChangelog
 
 from .fakes import FakePool, FlakyPublisher, InFlight, RecordingPublisher, Tenants, harness, inbound, request_json
 

@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from smsdispatch.streams.ledger import InMemoryChangelog, Ledger, LedgerEntry, ledger_key
+from smsdispatch.streams.ledger import Ledger, LedgerEntry, ledger_key
+from smsdispatch.testing.ledger import InMemoryChangelog
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 RETENTION = timedelta(days=7)
