@@ -4,9 +4,11 @@
 process, a real Kafka broker (SMSDISPATCH_BROKER, or a private local broker started for the run):
 
     .venv/bin/python benchmarks/dispatch_throughput.py [--requests 5000] [--tenants 10] [--latency-ms 50]
+        [--workers 1,2]
 
 Prints: the simulator's ceiling (creates/s it sustains driven directly by aiohttp with the worker's
-concurrency), then the pipeline's outcomes/s from the first request published to the last outcome read.
+concurrency), then for each worker count the pipeline's outcomes/s from the first request published to the
+last outcome read, and how many requests each worker took.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import asyncio
 import os
 import tempfile
 import time
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -64,12 +67,21 @@ async def pipeline(broker: str, tenants: list[str], total: int) -> tuple[float, 
     return total / elapsed, dispatched
 
 
+def requests_taken(worker_url: str) -> float:
+    """The worker's own count of sms.requested records it handled (forwards included)."""
+    with urllib.request.urlopen(f"{worker_url}/metrics", timeout=5) as response:  # noqa: S310 - loopback
+        text = response.read().decode()
+    return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith("smsdispatch_requests_total"))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=5000)
     parser.add_argument("--tenants", type=int, default=10)
     parser.add_argument("--latency-ms", type=int, default=50)
+    parser.add_argument("--workers", default="1", help="worker counts to measure, comma-separated (1,2)")
     args = parser.parse_args()
+    worker_counts = [int(n) for n in args.workers.split(",")]
     work = Path(tempfile.mkdtemp(prefix="smsdispatch-bench-"))
     broker_url = os.environ.get("SMSDISPATCH_BROKER")
     local = None
@@ -80,7 +92,7 @@ def main() -> None:
         broker_url = faust_broker_url(local.bootstrap)
     sid, token = random_account_sid(), f"tok{uuid.uuid4().hex}"
     senders = [f"+1415555{n:04d}" for n in range(args.tenants)]
-    sim_port, web_port = free_ports(2)
+    [sim_port] = free_ports(1)
     simulator = simulator_process(
         port=sim_port,
         args=["--account", f"{sid}:{token}:{','.join(senders)}", "--latency-ms", str(args.latency_ms)],
@@ -95,21 +107,35 @@ def main() -> None:
     os.environ.update(env)
     suffix = uuid.uuid4().hex[:6]
     tenants = [f"bench{n}-{suffix}" for n in range(args.tenants)]
-    worker = worker_process(env=env, web_port=web_port, data_dir=work / "worker", log_path=work / "worker.log")
     try:
         for tenant, sender in zip(tenants, senders, strict=True):
             assert cli(["tenants", "set", tenant, "--account-sid", sid, "--auth-token", token, "--from", sender]) == 0
-        worker.start(timeout=120)
         in_flight = 100 * min(args.tenants, 10)
         ceiling = asyncio.run(
             simulator_ceiling(f"http://127.0.0.1:{sim_port}", sid, token, senders[0], args.requests, in_flight)
         )
-        rate, dispatched = asyncio.run(pipeline(broker_url, tenants, args.requests))
         print(f"simulator ceiling at {args.latency_ms} ms, {in_flight} in flight: {ceiling:,.0f} creates/s")
-        print(f"pipeline: {args.requests} requests over {args.tenants} tenants -> {rate:,.0f} outcomes/s "
-              f"({dispatched} dispatched), {rate / ceiling:.0%} of the simulator's ceiling")  # fmt: skip
+        for count in worker_counts:
+            ports = free_ports(count)
+            workers = [
+                worker_process(
+                    env=env, web_port=port, data_dir=work / f"w{count}-{n}", log_path=work / f"w{count}-{n}.log"
+                )
+                for n, port in enumerate(ports)
+            ]
+            try:
+                for worker in workers:
+                    worker.start(timeout=120)
+                time.sleep(3)  # let the group settle: the first rebalances are not part of the figure
+                rate, dispatched = asyncio.run(pipeline(broker_url, tenants, args.requests))
+                split = [int(requests_taken(f"http://127.0.0.1:{port}")) for port in ports]
+            finally:
+                for worker in workers:
+                    worker.stop()
+            print(f"{count} worker(s): {args.requests} requests over {args.tenants} tenants -> {rate:,.0f} outcomes/s "
+                  f"({dispatched} dispatched), {rate / ceiling:.0%} of the simulator's ceiling; "
+                  f"requests taken per worker: {split}")  # fmt: skip
     finally:
-        worker.stop()
         simulator.stop()
         if local is not None:
             local.stop()

@@ -27,6 +27,9 @@ class Settings(BaseSettings):
     partitions: int = Field(default=8, ge=1, le=1024)
     public_url: str | None = None
 
+    #: Names the consumer group and the worker's internal topics, so two deployments can share a broker.
+    app_id: str = Field(default="smsdispatch", min_length=1, pattern=r"^[A-Za-z0-9._-]+$")
+
     # Extensions beyond CONTRACT.md (all optional, with defaults a single worker needs no tuning for).
     web_port: int = Field(default=6066, ge=0, le=65535)
     data_dir: str | None = None
@@ -36,6 +39,14 @@ class Settings(BaseSettings):
     batch_size: int = Field(default=500, ge=1)
     batch_within_seconds: float = Field(default=0.05, gt=0)
     ledger_retention_days: float = Field(default=7.0, gt=0)
+    #: Records a worker holds at once (being sent, or waiting for their tenant's turn); reading pauses beyond.
+    max_in_flight: int = Field(default=5000, ge=1)
+    #: A send (its retries and reconciliation included) is given up as outcome_unknown after this long; another
+    #: worker taking over a request marked "sending" waits this long from the mark before looking it up.
+    send_deadline_seconds: float = Field(default=60.0, gt=0)
+    #: On a rebalance or shutdown, how long sends in flight may take to finish; must stay well under the
+    #: group's rebalance timeout (60 s). Unfinished records are given back unacked.
+    drain_seconds: float = Field(default=20.0, gt=0)
 
 
 def bootstrap_servers(broker_url: str) -> str:

@@ -1,25 +1,25 @@
-"""The dispatcher's core: one batch of ``sms.requested`` records in, exactly one outcome per request out.
+"""The dispatcher's core: one ``sms.requested`` record in, exactly one outcome record out.
 
-This module knows nothing about Faust: :mod:`smsdispatch.agents.worker` feeds it batches taken from the
-stream and acks them only after :meth:`Dispatcher.process_batch` returns. The guarantees:
+This module knows nothing about Faust: the runtime routes each record (:meth:`Dispatcher.route`, cheap and
+synchronous) and hands it to a :class:`~smsdispatch.agents.pipeline.Pipeline`, which runs
+:meth:`Dispatcher.handle` concurrently with other records and acks the record only after it returned. The
+guarantees:
 
-* **One outcome per request.** Every record of the batch ends as an ``sms.dispatched`` or ``sms.failed``
-  record (or is forwarded to its tenant's partition, where it gets one), and ``process_batch`` returns only
-  once Kafka has acknowledged all of them. Nothing raises out of it for a bad record.
-* **Never a second SMS for a request_id.** A ``sending`` ledger entry is acknowledged by Kafka before the HTTP
-  call (one wait per batch). A request found ``done`` re-emits its recorded outcome. A request found
-  ``sending`` (the worker died mid-send) is reconciled with Twilio's message list before anything is sent;
-  where that cannot be confirmed the outcome is ``outcome_unknown``. An unknown outcome from Twilio (5xx,
-  timeout after sending) is reconciled the same way and is never retried blindly.
-* **Concurrency** inside a batch, capped per tenant (``tenant_concurrency``, default 100, Twilio's usual
-  per-account limit; tenants sharing one Twilio account share that limit at Twilio but not here, and ride
-  out the 429s), so a partition's requests are sent concurrently without Faust's ``concurrency > 1``.
-  The limit: a batch completes when its slowest send does, so one tenant in a long 429 storm delays the
-  tenants that share its partition by up to the retry budget (30 s). The worker runs one dispatcher actor
-  per partition (Faust's ``isolated_partitions``), so other partitions go on meanwhile.
+* **One outcome per record, durable before the ack.** Every record ends as an ``sms.dispatched`` or
+  ``sms.failed`` record (or is forwarded to its tenant's partition, where it gets one); ``handle`` returns only
+  once Kafka has acknowledged it. A redelivered record (a rebalance, a broker restart) whose outcome was
+  already published is recognised from the ledger and not answered twice; only a crash between publishing and
+  recording that can make a record's outcome appear twice, byte-identical.
+* **Never a second SMS for a request.** A ``sending`` ledger entry is acknowledged by Kafka before the HTTP
+  call. A request found ``done`` re-emits its recorded outcome. A request found ``sending`` (another worker
+  died, or gave the partition away, mid-send) waits until that send can no longer be in flight (the entry's
+  age against ``send_deadline``, which bounds every send here), then is reconciled with Twilio's message list
+  before anything is sent; where that cannot be confirmed the outcome is ``outcome_unknown``.
+* **Concurrency** per tenant is capped (``tenant_concurrency``, default 100, Twilio's usual per-account
+  limit). Records of other tenants never wait for it: the pipeline starts every record as it arrives.
 
-The limit: delivery to the outcome topics is at-least-once. A crash after the outcomes were written but
-before Faust committed the offsets re-emits the recorded outcomes on restart (the log sink upserts them).
+The limit: a crash (SIGKILL) after an outcome was published and before that was recorded publishes the
+outcome again on redelivery (the log sink upserts it; a subscriber may see it twice).
 """
 
 from __future__ import annotations
@@ -27,19 +27,20 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from functools import partial
 from typing import Any, Protocol
 
 from smsdispatch.agents.decode import decode_request
 from smsdispatch.agents.metrics import DispatchMetrics
 from smsdispatch.agents.outcomes import failed_outcome, log_outcome
+from smsdispatch.agents.persist import ThrottledWarning, until_taken
+from smsdispatch.agents.pipeline import Work
 from smsdispatch.agents.senders import SenderPool, send_one
 from smsdispatch.schemas import ErrorCode, ErrorInfo, Outcome, SmsDispatched, SmsFailed, SmsRequested
 from smsdispatch.streams import topics
-from smsdispatch.streams.ledger import Ledger, LedgerEntry, ledger_key
+from smsdispatch.streams.ledger import Ledger, LedgerEntry, ledger_key, origin_key
 from smsdispatch.streams.tenants import ReadyTenant, TenantDirectory
 
 log = logging.getLogger("smsdispatch.dispatcher")
@@ -52,7 +53,20 @@ class InboundRecord:
     key: bytes | None
     value: bytes | None
     partition: int
+    offset: int
     timestamp: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Routed:
+    """A decoded record and where it is handled: here (``key``), or forwarded to ``forward_to``."""
+
+    record: InboundRecord
+    decoded: SmsRequested | SmsFailed
+    #: The ledger key of a request handled on this partition; None for a failure or a forward.
+    key: bytes | None
+    forward_to: int | None = None
+    forward: bool = False
 
 
 class Publisher(Protocol):
@@ -66,32 +80,16 @@ class DispatcherOptions:
     tenant_concurrency: int = 100
     ledger_retention: timedelta = timedelta(days=7)
     expire_every: timedelta = timedelta(minutes=10)
-    #: Entries dropped per batch at most, so one expiry pass never stalls a batch for long.
+    #: Entries dropped per pass at most, so one expiry pass never stalls the loop for long.
     expire_limit: int = 10_000
+    #: A send (retries and reconciliation included) is abandoned as ``outcome_unknown`` after this long, so a
+    #: ``sending`` entry older than this (plus ``fence_margin`` for clocks) cannot belong to a send in flight.
+    send_deadline: float = 60.0
+    fence_margin: float = 2.0
     #: Where requests belong: the partition of sms.requested for a tenant_id, or None to accept any partition.
     partition_for: Callable[[str], int | None] = field(default=lambda _tenant: None)
     #: Waits (bounded) until the tenant table has applied everything already on sms.tenants for these tenants.
     tenants_caught_up: Callable[[set[str]], Awaitable[None]] | None = None
-
-
-@dataclass
-class _Job:
-    key: bytes
-    request: SmsRequested
-    tenant: ReadyTenant
-    partition: int
-    previous: LedgerEntry | None
-    outcome: Outcome | None = None
-
-
-@dataclass
-class _Batch:
-    """What one batch will write, gathered before any of it is written."""
-
-    emits: list[tuple[str, bytes, bytes, int | None]] = field(default_factory=list)
-    jobs: list[_Job] = field(default_factory=list)
-    finals: list[tuple[bytes, int, Outcome]] = field(default_factory=list)
-    repeats: list[bytes] = field(default_factory=list)
 
 
 class Dispatcher:
@@ -105,6 +103,7 @@ class Dispatcher:
         options: DispatcherOptions | None = None,
         metrics: DispatchMetrics | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._tenants = tenants
         self._ledger = ledger
@@ -113,85 +112,65 @@ class Dispatcher:
         self._options = options or DispatcherOptions()
         self._metrics = metrics or DispatchMetrics()
         self._clock = clock
+        self._sleep = sleep
         self._tenant_slots: dict[str, asyncio.Semaphore] = {}
         # SIDs recently dispatched per tenant, so a look-up never hands one request another request's SMS.
         self._claimed: dict[str, OrderedDict[str, None]] = {}
         self._last_expiry = clock()
+        self._kafka_trouble = ThrottledWarning(log)
 
-    async def process_batch(self, records: Sequence[InboundRecord]) -> None:
-        self._metrics.batch_size.observe(len(records))
-        with self._metrics.batch_seconds.time():
-            await self._process(records)
-
-    async def _process(self, records: Sequence[InboundRecord]) -> None:
-        batch = _Batch()
-        sending_marks: list[Callable[[], Awaitable[Any]]] = []
-        seen: set[bytes] = set()
-        now = self._clock()
-        decoded = [decode_request(record.value, record.timestamp) for record in records]
-        await self._catch_up_on_missing_tenants(decoded)
-        for record, request in zip(records, decoded, strict=True):
-            self._plan(record, request, batch, sending_marks, seen, now)
-        # The "sending" marks must be in Kafka before any HTTP call: one wait for the whole batch.
-        await _durably(sending_marks)
-        await asyncio.gather(*(self._run(job) for job in batch.jobs))
-        done_marks = self._finish(batch)
-        # "done" before the outcomes: an outcome on a topic whose request still reads "sending" would, after a
-        # crash, be followed by a second outcome (and maybe a send) for the same request.
-        await _durably(done_marks)
-        emits: list[Callable[[], Awaitable[Any]]] = [partial(self._publish, *emit) for emit in batch.emits]
-        if now - self._last_expiry >= self._options.expire_every:
-            tombstones = self._ledger.expire(self._options.ledger_retention, now, limit=self._options.expire_limit)
-            if len(tombstones) < self._options.expire_limit:
-                self._last_expiry = now  # caught up; otherwise the next batch continues the pass
-            emits.extend(tombstones)
-        await _durably(emits)
-
-    async def _catch_up_on_missing_tenants(self, decoded: Sequence[SmsRequested | SmsFailed]) -> None:
-        """A tenant registered just before its first request may not have reached the table yet: before
-        answering unknown_tenant / tenant_not_verified, let the tenant stream catch up (bounded wait)."""
-        if self._options.tenants_caught_up is None:
-            return
-        missing = {
-            request.tenant_id
-            for request in decoded
-            if isinstance(request, SmsRequested) and isinstance(self._tenants.lookup(request.tenant_id), ErrorInfo)
-        }
-        if missing:
-            await self._options.tenants_caught_up(missing)
-
-    def _plan(
-        self,
-        record: InboundRecord,
-        decoded: SmsRequested | SmsFailed,
-        batch: _Batch,
-        sending_marks: list[Callable[[], Awaitable[Any]]],
-        seen: set[bytes],
-        now: datetime,
-    ) -> None:
-        self._metrics.requests.inc()
+    def route(self, record: InboundRecord) -> Routed:
+        """Decode the record and decide where it is handled. Never raises."""
+        decoded = decode_request(record.value, record.timestamp)
         if isinstance(decoded, SmsFailed):
-            batch.emits.append((topics.FAILED, (decoded.tenant_id or "").encode(), decoded.to_bytes(), None))
-            self._metrics.count(decoded)
-            log_outcome(log, decoded)
-            return
-        request = decoded
-        home = self._options.partition_for(request.tenant_id)
-        if record.key != request.tenant_id.encode() or (home is not None and home != record.partition):
+            return Routed(record, decoded, key=None)
+        home = self._options.partition_for(decoded.tenant_id)
+        if record.key != decoded.tenant_id.encode() or (home is not None and home != record.partition):
             # Unkeyed or mis-keyed: the tenant's partition owns its ledger and its concurrency budget, so the
             # record moves there (same value, keyed by tenant_id) and gets its outcome from there.
-            batch.emits.append((topics.REQUESTED, request.tenant_id.encode(), record.value or b"", home))
-            return
-        key = ledger_key(request.tenant_id, request.request_id)
-        if key in seen:
-            batch.repeats.append(key)  # the same request twice in one batch: echo the first one's outcome
-            return
-        seen.add(key)
+            return Routed(record, decoded, key=None, forward_to=home, forward=True)
+        return Routed(record, decoded, key=ledger_key(decoded.tenant_id, decoded.request_id))
+
+    async def handle(self, routed: Routed, work: Work[Any]) -> None:
+        """Answer one routed record; returns once its outcome (or forward) is durable in Kafka."""
+        self._metrics.requests.inc()
+        if routed.key is None:
+            await self._answer_once(routed, work)
+        else:
+            request = routed.decoded
+            assert isinstance(request, SmsRequested)
+            await self._dispatch(routed.record, request, routed.key, work)
+
+    async def _answer_once(self, routed: Routed, work: Work[Any]) -> None:
+        """A failure decided by decoding, or a forward: published once per record, remembered by origin."""
+        record = routed.record
+        origin = origin_key(record.partition, record.offset)
+        if self._ledger.get(origin) is not None:
+            return  # redelivered: answered (or forwarded) before the redelivery
+        work.irrevocable()
+        if routed.forward:
+            assert isinstance(routed.decoded, SmsRequested)
+            tenant_id = routed.decoded.tenant_id.encode()
+            value = record.value or b""
+            await self._durably(lambda: self._publish(topics.REQUESTED, tenant_id, value, routed.forward_to))
+        else:
+            outcome = routed.decoded
+            assert isinstance(outcome, SmsFailed)
+            value = outcome.to_bytes()
+            key = (outcome.tenant_id or "").encode()
+            await self._durably(lambda: self._publish(topics.FAILED, key, value))
+            self._counted(outcome)
+        entry = LedgerEntry(state="done", partition=record.partition, at=self._clock(), emitted_through=record.offset)
+        await self._durably(lambda: self._ledger.mark(origin, entry))
+
+    async def _dispatch(self, record: InboundRecord, request: SmsRequested, key: bytes, work: Work[Any]) -> None:
         previous = self._ledger.get(key)
         if previous is not None and previous.state == "done":
-            batch.repeats.append(key)
+            if not previous.emitted(record.offset):
+                await self._emit(key, previous, record)
+                self._metrics.repeats.inc()
             return
-        tenant = self._tenants.lookup(request.tenant_id)
+        tenant = await self._tenant(request.tenant_id)
         if isinstance(tenant, ErrorInfo):
             if previous is not None:
                 # An earlier run may have sent it, and without the tenant's credentials nobody can ask Twilio.
@@ -199,70 +178,110 @@ class Dispatcher:
                     code=ErrorCode.OUTCOME_UNKNOWN,
                     message=f"an earlier run may have sent it and it cannot be confirmed: {tenant.message}",
                 )
+            work.irrevocable()
             attempts = previous.attempts if previous is not None else 0
-            batch.finals.append((key, record.partition, failed_outcome(request, tenant, attempts=attempts)))
-            return
-        if previous is None:
-            entry = LedgerEntry(state="sending", partition=record.partition, at=now)
-            sending_marks.append(partial(self._ledger.mark, key, entry))
-        batch.jobs.append(_Job(key, request, tenant, record.partition, previous))
+            outcome: Outcome = failed_outcome(request, tenant, attempts=attempts)
+        else:
+            if previous is not None:
+                await self._fence(previous)
+            now = self._clock()
+            since = (previous.since or previous.at) if previous is not None else None
+            attempts = previous.attempts if previous is not None else 0
+            sending = LedgerEntry(state="sending", partition=record.partition, at=now, since=since, attempts=attempts)
+            work.irrevocable()
+            # In Kafka before the HTTP call: a crash from here on leaves "sending" behind, never a blind resend.
+            await self._durably(lambda: self._ledger.mark(key, sending))
+            outcome = await self._send(request, tenant, previous)
+        await self._finish(key, record, outcome)
 
-    async def _run(self, job: _Job) -> None:
-        slots = self._tenant_slots.setdefault(
-            job.request.tenant_id, asyncio.Semaphore(self._options.tenant_concurrency)
-        )
+    async def _fence(self, previous: LedgerEntry) -> None:
+        """Another run marked it ``sending``: wait until that send can no longer be in flight."""
+        age = (self._clock() - previous.at).total_seconds()
+        wait = self._options.send_deadline + self._options.fence_margin - age
+        if wait > 0:
+            log.info("a request marked sending %.1fs ago may still be in flight; waiting %.1fs", age, wait)
+            await self._sleep(wait)
+
+    async def _tenant(self, tenant_id: str) -> ReadyTenant | ErrorInfo:
+        found = self._tenants.lookup(tenant_id)
+        if isinstance(found, ErrorInfo) and self._options.tenants_caught_up is not None:
+            # A tenant registered just before its first request may not have reached the table yet.
+            await self._options.tenants_caught_up({tenant_id})
+            found = self._tenants.lookup(tenant_id)
+        return found
+
+    async def _send(self, request: SmsRequested, tenant: ReadyTenant, previous: LedgerEntry | None) -> Outcome:
+        slots = self._tenant_slots.setdefault(request.tenant_id, asyncio.Semaphore(self._options.tenant_concurrency))
         async with slots:
-            self._metrics.in_flight.labels(job.request.tenant_id).inc()
+            in_flight = self._metrics.in_flight.labels(request.tenant_id)
+            in_flight.inc()
             started = self._clock()
             try:
-                sender = self._senders.sender_for(job.tenant, job.request)
-                recent = self._claimed.get(job.request.tenant_id)
+                sender = self._senders.sender_for(tenant, request)
+                recent = self._claimed.get(request.tenant_id)
                 claimed: Collection[str] = recent.keys() if recent is not None else ()
-                job.outcome = await send_one(sender, job.request, job.previous, started, claimed)
+                async with asyncio.timeout(self._options.send_deadline):
+                    return await send_one(sender, request, previous, started, claimed)
+            except TimeoutError:
+                return failed_outcome(request, _unfinished(self._options.send_deadline), attempts=1)
             except Exception as exc:  # a bug must not lose the request: report it, unknown whether sent
-                log.exception("unexpected error sending request %s", job.request.request_id)
-                job.outcome = failed_outcome(
-                    job.request,
-                    ErrorInfo(
-                        code=ErrorCode.OUTCOME_UNKNOWN,
-                        message=f"internal error while sending ({type(exc).__name__}); it may have been sent",
-                    ),
-                    attempts=0,
+                log.exception("unexpected error sending request %s", request.request_id)
+                problem = ErrorInfo(
+                    code=ErrorCode.OUTCOME_UNKNOWN,
+                    message=f"internal error while sending ({type(exc).__name__}); it may have been sent",
                 )
+                return failed_outcome(request, problem, attempts=0)
             finally:
-                self._metrics.in_flight.labels(job.request.tenant_id).dec()
+                in_flight.dec()
                 self._metrics.send_seconds.observe((self._clock() - started).total_seconds())
 
-    def _finish(self, batch: _Batch) -> list[Callable[[], Awaitable[Any]]]:
-        writes: list[Callable[[], Awaitable[Any]]] = []
-        finals = list(batch.finals)
-        finals.extend((job.key, job.partition, job.outcome) for job in batch.jobs if job.outcome is not None)
-        recorded: dict[bytes, tuple[str, bytes]] = {}
-        for key, partition, outcome in finals:
-            topic = topics.DISPATCHED if isinstance(outcome, SmsDispatched) else topics.FAILED
-            value = outcome.to_bytes()
-            entry = LedgerEntry(
-                state="done",
-                partition=partition,
-                at=self._clock(),
-                attempts=outcome.attempts,
-                outcome_topic=topic,
-                outcome=value.decode(),
-            )
-            writes.append(partial(self._ledger.mark, key, entry))
-            recorded[key] = (topic, value)
-            if isinstance(outcome, SmsDispatched):
-                self._claim(outcome.tenant_id, outcome.provider_message_id)
-            batch.emits.append((topic, (outcome.tenant_id or "").encode(), value, None))
-            self._metrics.count(outcome)
-            log_outcome(log, outcome)
-        for key in batch.repeats:
-            earlier = recorded.get(key) or self._recorded_outcome(key)
-            if earlier is not None:
-                tenant_id = key.split(b"\x1f", 1)[0]
-                batch.emits.append((earlier[0], tenant_id, earlier[1], None))
-                self._metrics.repeats.inc()
-        return writes
+    async def _finish(self, key: bytes, record: InboundRecord, outcome: Outcome) -> None:
+        topic = topics.DISPATCHED if isinstance(outcome, SmsDispatched) else topics.FAILED
+        done = LedgerEntry(
+            state="done",
+            partition=record.partition,
+            at=self._clock(),
+            attempts=outcome.attempts,
+            outcome_topic=topic,
+            outcome=outcome.to_bytes().decode(),
+        )
+        # "done" before the outcome: an outcome on a topic whose request still reads "sending" would, after a
+        # crash, be followed by a second, different outcome (and maybe a send) for the same request.
+        await self._durably(lambda: self._ledger.mark(key, done))
+        if isinstance(outcome, SmsDispatched):
+            self._claim(outcome.tenant_id, outcome.provider_message_id)
+        await self._emit(key, done, record)
+        self._counted(outcome)
+
+    async def _emit(self, key: bytes, entry: LedgerEntry, record: InboundRecord) -> None:
+        """Publish the recorded outcome for ``record``, then record that it was published for it."""
+        if entry.outcome_topic is None or entry.outcome is None:
+            return
+        value = entry.outcome.encode()
+        tenant_key = key.split(b"\x1f", 1)[0]
+        topic = entry.outcome_topic
+        await self._durably(lambda: self._publish(topic, tenant_key, value))
+        emitted = entry.model_copy(update={"emitted_through": record.offset})
+        await self._durably(lambda: self._ledger.mark(key, emitted))
+
+    async def expire(self, owned: Callable[[int], bool] = lambda _partition: True) -> int:
+        """Drop ledger entries past the retention, at most ``expire_limit`` per call and one pass per
+        ``expire_every`` (a pass that hits the limit goes on at the next call). The runtime calls it on a timer.
+        Returns how many were dropped, once their tombstones are in Kafka."""
+        now = self._clock()
+        if now - self._last_expiry < self._options.expire_every:
+            return 0
+        self._last_expiry = now  # before any await: one pass at a time
+        retention, limit = self._options.ledger_retention, self._options.expire_limit
+        tombstones = self._ledger.expire(retention, now, limit=limit, owned=owned)
+        if len(tombstones) >= limit:
+            self._last_expiry = now - self._options.expire_every  # not caught up: the next call continues
+        await asyncio.gather(*(self._durably(write) for write in tombstones))
+        return len(tombstones)
+
+    def _counted(self, outcome: Outcome) -> None:
+        self._metrics.count(outcome)
+        log_outcome(log, outcome)
 
     def _claim(self, tenant_id: str, sid: str, keep: int = 10_000) -> None:
         claimed = self._claimed.setdefault(tenant_id, OrderedDict())
@@ -270,31 +289,12 @@ class Dispatcher:
         if len(claimed) > keep:
             claimed.popitem(last=False)
 
-    def _recorded_outcome(self, key: bytes) -> tuple[str, bytes] | None:
-        entry = self._ledger.get(key)
-        if entry is None or entry.outcome_topic is None or entry.outcome is None:
-            return None
-        return entry.outcome_topic, entry.outcome.encode()
+    async def _durably(self, write: Callable[[], Awaitable[Any]]) -> None:
+        await until_taken(write, self._kafka_trouble, "a Kafka write", sleep=self._sleep)
 
 
-async def _durably(writes: Sequence[Callable[[], Awaitable[Any]]], max_delay: float = 5.0) -> None:
-    """Run every write and wait for Kafka's acknowledgements, redoing the failed ones until all succeed.
-
-    Giving up is not an option: returning would let Faust ack records whose outcome was never written, and
-    raising would make Faust drop them. So a Kafka outage stalls the batch (visible in the log) instead.
-    """
-    pending = list(writes)
-    delay = 0.1
-
-    async def attempt(write: Callable[[], Awaitable[Any]]) -> Any:
-        return await write()  # a write that fails when called is then redone like one that fails when awaited
-
-    while pending:
-        results = await asyncio.gather(*(attempt(write) for write in pending), return_exceptions=True)
-        failed = [write for write, result in zip(pending, results, strict=True) if isinstance(result, BaseException)]
-        if failed:
-            first = next(r for r in results if isinstance(r, BaseException))
-            log.warning("%d Kafka writes failed (%s); retrying in %.1fs", len(failed), type(first).__name__, delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, max_delay)
-        pending = failed
+def _unfinished(deadline: float) -> ErrorInfo:
+    return ErrorInfo(
+        code=ErrorCode.OUTCOME_UNKNOWN,
+        message=f"the send did not finish within {deadline:g}s; Twilio may have accepted it",
+    )

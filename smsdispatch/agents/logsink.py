@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
@@ -31,17 +32,20 @@ Loggable = SmsDispatched | SmsFailed | SmsStatus
 _REFUSALS_BEFORE_NARROWING = 3
 
 
+def parse_outcome(topic: str, value: bytes | None) -> Loggable | None:
+    """The outcome a record holds, or None (logged) for one that cannot become a row."""
+    model = _MODELS.get(topic)
+    if model is None or value is None:
+        return None
+    try:
+        return model.model_validate_json(value)  # type: ignore[return-value]
+    except ValidationError as exc:
+        log.warning("skipping a record on %s that is not a valid outcome: %s", topic, exc.error_count())
+        return None
+
+
 def parse_outcomes(records: Sequence[tuple[str, bytes | None]]) -> list[Loggable]:
-    outcomes: list[Loggable] = []
-    for topic, value in records:
-        model = _MODELS.get(topic)
-        if model is None or value is None:
-            continue
-        try:
-            outcomes.append(model.model_validate_json(value))  # type: ignore[arg-type]
-        except ValidationError as exc:
-            log.warning("skipping a record on %s that is not a valid outcome: %s", topic, exc.error_count())
-    return outcomes
+    return [outcome for topic, value in records if (outcome := parse_outcome(topic, value)) is not None]
 
 
 class LogSink:
@@ -105,3 +109,54 @@ class LogSink:
     async def close(self) -> None:
         if self._log is not None:
             await self._log.close()
+
+
+class Batcher:
+    """Gathers outcomes handed in one at a time into batches for :meth:`LogSink.write`.
+
+    Each caller of :meth:`add` returns once the batch holding its outcome is committed, so the pipeline acks a
+    record only after its row is in the database. A batch is written when it holds ``max_size`` outcomes or
+    ``within`` seconds after its first one, whichever comes first.
+    """
+
+    def __init__(
+        self, write: Callable[[Sequence[Loggable]], Coroutine[Any, Any, None]], max_size: int, within: float
+    ) -> None:
+        self._write = write
+        self._max_size = max_size
+        self._within = within
+        self._items: list[Loggable] = []
+        self._written: asyncio.Future[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+
+    async def add(self, outcome: Loggable) -> None:
+        if self._written is None:
+            self._written = asyncio.get_running_loop().create_future()
+            self._timer = asyncio.get_running_loop().call_later(self._within, self._flush)
+        written = self._written
+        self._items.append(outcome)
+        if len(self._items) >= self._max_size:
+            self._flush()
+        # Shielded: a caller cancelled by a drain leaves the batch to finish for the others.
+        await asyncio.shield(written)
+
+    def _flush(self) -> None:
+        items, written = self._items, self._written
+        self._items, self._written = [], None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if written is not None and items:
+            task = asyncio.create_task(self._write(items))
+            task.add_done_callback(lambda done: _settle(written, done))
+
+
+def _settle(written: asyncio.Future[None], done: asyncio.Task[None]) -> None:
+    if written.done():
+        return
+    if done.cancelled():
+        written.cancel()
+    elif (error := done.exception()) is not None:
+        written.set_exception(error)
+    else:
+        written.set_result(None)

@@ -38,16 +38,16 @@ class DispatchMetrics:
             ["tenant"],
             registry=self.registry,
         )
-        self.batch_size = Histogram(
-            "smsdispatch_batch_size",
-            "sms.requested records per dispatcher batch",
-            buckets=(1, 10, 50, 100, 250, 500, 1000, 2500),
+        self.held = Gauge(
+            "smsdispatch_pipeline_records",
+            "Records a pipeline holds: started and not yet acked (in flight, or waiting for earlier offsets)",
+            ["pipeline"],
             registry=self.registry,
         )
-        self.batch_seconds = Histogram(
-            "smsdispatch_batch_seconds",
-            "Time to process one dispatcher batch, from taking it to its outcomes acknowledged by Kafka",
-            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+        self.drained = Counter(
+            "smsdispatch_drained_records",
+            "Records handled by a drain (rebalance or shutdown), by result: acked after finishing, or given back",
+            ["pipeline", "result"],
             registry=self.registry,
         )
         self.sink_retries = Counter(

@@ -108,7 +108,7 @@ async def send_one(
     prior_attempts = previous.attempts if previous is not None else 0
     if previous is not None:
         # An earlier run marked it "sending" and died: Twilio may have it already.
-        found = await _look_up(sender, request, previous.at, claimed)
+        found = await _look_up(sender, request, previous.since or previous.at, claimed)
         if isinstance(found, SendResult):
             return dispatched_outcome(request, found, attempts=max(prior_attempts, 1))
         if isinstance(found, ErrorInfo):

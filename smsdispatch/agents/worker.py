@@ -7,9 +7,9 @@ Each agent catches every error inside its loop: Faust acks an event whose agent 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from aiokafka.partitioner import murmur2
@@ -17,12 +17,13 @@ from faust.web import View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from smsdispatch.agents.dispatch import Dispatcher, DispatcherOptions, InboundRecord
-from smsdispatch.agents.logsink import LogSink, parse_outcomes
+from smsdispatch.agents.logsink import Batcher, Loggable, LogSink, parse_outcome
 from smsdispatch.agents.metrics import DispatchMetrics
+from smsdispatch.agents.pipeline import Pipeline, Work
 from smsdispatch.agents.senders import SenderPool
 from smsdispatch.agents.status import CallbackRejected, status_from_callback
 from smsdispatch.crypto import Keyring
-from smsdispatch.providers import TwilioHttp
+from smsdispatch.providers import RetryPolicy, TwilioHttp
 from smsdispatch.settings import Settings
 from smsdispatch.streams import topics
 from smsdispatch.streams.app import StreamsApp, create_app
@@ -71,12 +72,15 @@ def build_worker(settings: Settings, keyring: Keyring, metrics: DispatchMetrics 
                     tenants=tenants,
                     ledger=ledger,
                     publish=streams.publish,
-                    senders=SenderPool(http, public_url=settings.public_url),
+                    senders=SenderPool(
+                        http, retry=_retry_within(settings.send_deadline_seconds), public_url=settings.public_url
+                    ),
                     options=DispatcherOptions(
                         tenant_concurrency=settings.tenant_concurrency,
                         ledger_retention=timedelta(days=settings.ledger_retention_days),
                         partition_for=lambda tenant_id: home_partition(tenant_id, settings.partitions),
                         tenants_caught_up=progress.caught_up,
+                        send_deadline=settings.send_deadline_seconds,
                     ),
                     metrics=metrics,
                 )
@@ -99,28 +103,57 @@ def build_worker(settings: Settings, keyring: Keyring, metrics: DispatchMetrics 
                 log.exception("could not apply an sms.tenants record")
             progress.applied(event.message.partition, event.message.offset)
 
-    # One actor per partition: a batch held up by one tenant's 429 storm does not hold up other partitions.
-    # Each actor's batches come from its own partition only, which is also what the ledger's writes assume.
-    @app.agent(streams.requested, name="smsdispatch.dispatcher", isolated_partitions=True)
+    # Not isolated_partitions (it kills the worker on a rebalance) and not take_events (it acks a batch that was
+    # cancelled or raised): each record goes into a pipeline that starts it at once and acks in offset order.
+    dispatching: Pipeline[Any] = _pipeline(streams, metrics, "dispatcher", settings.max_in_flight)
+    logging_outcomes: Pipeline[Any] = _pipeline(streams, metrics, "logsink", settings.max_in_flight)
+    batcher = Batcher(sink.write, settings.batch_size, settings.batch_within_seconds)
+
+    async def drain() -> None:
+        for name, pipeline in (("dispatcher", dispatching), ("logsink", logging_outcomes)):
+            acked, released = await pipeline.drain(settings.drain_seconds)
+            metrics.drained.labels(name, "acked").inc(acked)
+            metrics.drained.labels(name, "released").inc(released)
+            if acked or released:
+                log.info("%s drained: %d records finished and acked, %d given back unacked", name, acked, released)
+
+    streams.drain_hooks.append(drain)
+
+    @app.agent(streams.requested, name="smsdispatch.dispatcher")
     async def dispatch(stream: Any) -> None:
-        async for events in stream.take_events(settings.batch_size, within=settings.batch_within_seconds):
-            records = [
-                InboundRecord(
-                    key=event.key,
-                    value=event.value,
-                    partition=event.message.partition,
-                    timestamp=record_time(event.message.timestamp),
-                )
-                for event in events
-            ]
-            await _until_done(lambda records=records: dispatcher().process_batch(records), "dispatch batch")
+        manual = stream.noack()
+        async for event in manual.events():
+            message = event.message
+            record = InboundRecord(
+                key=event.key,
+                value=event.value,
+                partition=message.partition,
+                offset=message.offset,
+                timestamp=record_time(message.timestamp),
+            )
+            core = dispatcher()
+            routed = core.route(record)
+            handler = partial(core.handle, routed)
+            await dispatching.submit(message.partition, message.offset, (manual, event), handler, key=routed.key)
 
     @app.agent(streams.outcomes, name="smsdispatch.logsink")
     async def record_outcomes(stream: Any) -> None:
-        async for events in stream.take_events(settings.batch_size, within=0.2):
-            outcomes = parse_outcomes([(event.message.topic, event.value) for event in events])
-            if outcomes:
-                await _until_done(lambda outcomes=outcomes: sink.write(outcomes), "log sink batch")
+        manual = stream.noack()
+        async for event in manual.events():
+            message = event.message
+            outcome = parse_outcome(message.topic, event.value)
+            handler = partial(_log_one, batcher, outcome)
+            # The sink reads three topics: partitions of each get their own ack order.
+            lane = hash((message.topic, message.partition))
+            await logging_outcomes.submit(lane, message.offset, (manual, event), handler)
+
+    @app.timer(interval=60.0)
+    async def expire_ledger() -> None:
+        owned = {tp.partition for tp in app.consumer.assignment() if tp.topic == topics.REQUESTED}
+        try:
+            await dispatcher().expire(owned.__contains__)
+        except Exception:
+            log.exception("a ledger expiry pass failed; the next one retries")
 
     @app.page("/health")
     async def health(web: Any, request: Any) -> Any:
@@ -168,20 +201,30 @@ def build_worker(settings: Settings, keyring: Keyring, metrics: DispatchMetrics 
         for http in http_slot:
             await http.aclose()
 
-    _ = (keep_tenants, dispatch, record_outcomes, health, prometheus, StatusCallback, _close)
+    _ = (keep_tenants, dispatch, record_outcomes, expire_ledger, health, prometheus, StatusCallback, _close)
     return streams
 
 
-async def _until_done(work: Any, what: str) -> None:
-    """Run ``work`` until it succeeds. Faust would ack the batch if we raised: a lost message."""
-    delay = 0.5
-    while True:
-        try:
-            await work()
-            return
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("%s failed; retrying in %.1fs", what, delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 30.0)
+def _retry_within(send_deadline: float) -> RetryPolicy:
+    """429 retries get half the send deadline; the rest is for the last attempt and any reconciliation."""
+    return RetryPolicy(max_elapsed=send_deadline / 2)
+
+
+def _pipeline(streams: StreamsApp, metrics: DispatchMetrics, name: str, max_pending: int) -> Pipeline[Any]:
+    """A pipeline whose tokens are (stream, event): acked through the stream (Faust's sensors see it)."""
+
+    async def ack(token: tuple[Any, Any]) -> None:
+        stream, event = token
+        await stream.ack(event)
+
+    def release(token: tuple[Any, Any]) -> None:
+        streams.release(token[1])
+
+    pipeline: Pipeline[Any] = Pipeline(ack=ack, release=release, max_pending=max_pending)
+    metrics.held.labels(name).set_function(lambda: len(pipeline))
+    return pipeline
+
+
+async def _log_one(batcher: Batcher, outcome: Loggable | None, work: Work[Any]) -> None:
+    if outcome is not None:
+        await batcher.add(outcome)

@@ -100,7 +100,7 @@ class Simulator:
         account = principal.account
         if account.status != "active":
             raise TwilioError(20403, account=account_sid, state=account.status)
-        fault = self.faults.next_create_fault()
+        fault = self.faults.next_create_fault(account_sid)
         if fault == "rate_limit":
             raise TwilioError(20429)
         if fault == "error_500_before_accept":
@@ -180,6 +180,15 @@ class Simulator:
         except ValueError:
             payload = None
         mode = parse_fault_mode(payload.get("mode")) if isinstance(payload, dict) else None
+        if isinstance(payload, dict) and mode == "rate_limit" and "account_sid" in payload:
+            # A 429 storm on one account for a while: {"mode": "rate_limit", "account_sid": "AC…", "seconds": 30}
+            seconds, account_sid = payload.get("seconds"), payload.get("account_sid")
+            if not isinstance(seconds, int | float) or isinstance(seconds, bool) or seconds <= 0:
+                return _json({"error": "seconds must be a positive number"}, status=400)
+            if not isinstance(account_sid, str):
+                return _json({"error": "account_sid must be a string"}, status=400)
+            self.faults.storm(account_sid, float(seconds))
+            return _json({"pending": self.faults.pending})
         count = payload.get("count", 1) if isinstance(payload, dict) else None
         if mode is None or not isinstance(count, int) or isinstance(count, bool) or count < 1:
             reason = f'expected {{"mode": one of {list(FAULT_MODES)}, "count": a positive integer}}'

@@ -8,6 +8,7 @@ the message was accepted. ``fail_rate`` splits evenly between them.
 from __future__ import annotations
 
 import random
+import time
 from collections import deque
 from typing import Literal, cast, get_args
 
@@ -28,6 +29,12 @@ class FaultPlan:
         self._fail_rate = fail_rate
         self._rng = rng
         self._pending: deque[FaultMode] = deque()
+        #: Account SID -> monotonic time until which every create on that account answers 429.
+        self._storms: dict[str, float] = {}
+
+    def storm(self, account_sid: str, seconds: float) -> None:
+        """Answer every create on ``account_sid`` with 429 for ``seconds`` (other accounts are unaffected)."""
+        self._storms[account_sid] = time.monotonic() + seconds
 
     def inject(self, mode: FaultMode, count: int) -> None:
         """Make the next ``count`` creates fail with ``mode`` (after any faults already pending)."""
@@ -35,12 +42,16 @@ class FaultPlan:
 
     def clear(self) -> None:
         self._pending.clear()
+        self._storms.clear()
 
     @property
     def pending(self) -> int:
         return len(self._pending)
 
-    def next_create_fault(self) -> FaultMode | None:
+    def next_create_fault(self, account_sid: str | None = None) -> FaultMode | None:
+        until = self._storms.get(account_sid) if account_sid is not None else None
+        if until is not None and time.monotonic() < until:
+            return "rate_limit"
         if self._pending:
             return self._pending.popleft()
         if self._fail_rate and self._rng.random() < self._fail_rate:

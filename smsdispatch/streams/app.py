@@ -6,12 +6,19 @@ Configuration choices, each because of a Faust trap (shared/reference/faust-kafk
 * raw bytes in and out (``value_serializer="raw"``): values are decoded by pydantic, so a bad record becomes
   an ``invalid_request`` outcome instead of a decode error that Faust would ack and drop;
 * ``table_standby_replicas=0`` and the in-memory store: tables recover from their changelogs on start;
-* ``stream_wait_empty``: on a rebalance Faust waits for in-flight batches before giving partitions away.
+* ``stream_wait_empty``: on a rebalance (and on shutdown) Faust pauses fetching and waits until every record
+  it handed out is acked before it commits and gives partitions away. :class:`DrainingApp` runs the drain
+  hooks (the pipelines' :meth:`~smsdispatch.agents.pipeline.Pipeline.drain`) at the start of that wait, so
+  in-flight sends finish within a bound, and records not finished are given back (:meth:`StreamsApp.release`)
+  rather than acked;
+* no ``isolated_partitions``: on revocation it cancels its actors and the worker exits (faust-streaming #529).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -21,7 +28,30 @@ import faust
 from smsdispatch.settings import Settings
 from smsdispatch.streams import topics
 
-APP_ID = "smsdispatch"
+log = logging.getLogger(__name__)
+
+DrainHook = Callable[[], Awaitable[None]]
+
+
+class DrainingApp(faust.App):
+    """A Faust app that drains the worker's pipelines wherever Faust waits for its streams to go empty.
+
+    ``_consumer_wait_empty`` is the one place both the revocation path (``_on_partitions_revoked``) and the
+    shutdown path (``_stop_consumer``) wait for in-flight records, after fetching is paused: the drain runs
+    there, then Faust's own wait sees every record acked or given back, commits, and moves on.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.drain_hooks: list[DrainHook] = []
+
+    async def _consumer_wait_empty(self, consumer: Any, logger: Any) -> None:
+        for hook in self.drain_hooks:
+            try:
+                await hook()
+            except Exception:  # a failed drain must not stop the rebalance: Faust's wait still follows
+                log.exception("draining a pipeline failed")
+        await super()._consumer_wait_empty(consumer, logger)
 
 
 @dataclass
@@ -34,11 +64,17 @@ class StreamsApp:
     outcomes: Any
     tenants_table: Any
     ledger_table: Any
+    drain_hooks: list[DrainHook] = field(default_factory=list)
 
     async def publish(self, topic: str, key: bytes, value: bytes | None, partition: int | None = None) -> Any:
         """Send one record now (not attached to the current event) and wait until Kafka has it."""
         delivery = await self.app.producer.send(topic, key, value, partition, None, None)
         return await delivery
+
+    def release(self, event: Any) -> None:
+        """Give a record back unacked: Faust stops waiting for it, and never commits past it, so the partition's
+        next owner (maybe this worker again) reads it again."""
+        self.app.consumer.unacked.discard(event.message)
 
     async def write_ledger(self, key: bytes, value: bytes | None, partition: int) -> Any:
         return await self.publish(self.ledger_table.changelog_topic.get_topic_name(), key, value, partition)
@@ -50,8 +86,8 @@ def default_data_dir() -> Path:
 
 def create_app(settings: Settings) -> StreamsApp:
     retention = timedelta(days=settings.ledger_retention_days)
-    app = faust.App(
-        APP_ID,
+    app = DrainingApp(
+        settings.app_id,
         broker=settings.broker,
         store="memory://",
         datadir=settings.data_dir or str(default_data_dir()),
@@ -90,7 +126,7 @@ def create_app(settings: Settings) -> StreamsApp:
             "retention.ms": str(int(retention.total_seconds() * 1000)),
         },
     )
-    return StreamsApp(app, requested, tenants_source, outcomes, tenants_table, ledger_table)
+    return StreamsApp(app, requested, tenants_source, outcomes, tenants_table, ledger_table, app.drain_hooks)
 
 
 def _raw_topic(app: Any, *names: str, partitions: int | None = None) -> Any:

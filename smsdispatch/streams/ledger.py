@@ -11,6 +11,12 @@ Guarantees (and their limits):
 * Entries live in the partition of the request's source event (the tenant's partition of ``sms.requested``),
   so the worker that owns a tenant's partition owns its ledger entries. The Faust table recovers them from
   the changelog on every (re)assignment.
+* **One outcome per input record.** ``emitted_through`` is the highest offset (of the tenant's partition of
+  ``sms.requested``) whose record has had this outcome published. A record redelivered without a crash (a
+  rebalance, a broker restart, a commit that did not land) is at or below it and is not answered twice; a
+  request published again is above it and gets the recorded outcome again. Records that never reach a
+  request's entry (unreadable ones, and ones forwarded to their tenant's partition) are remembered under
+  :func:`origin_key`, the partition and offset they arrived at.
 * Entries expire after the retention (default 7 days): the changelog topic deletes old segments, and
   :meth:`Ledger.expire` removes old entries from memory with tombstones. A request_id re-published after its
   entry expired is treated as new: idempotency holds for the retention window, not forever.
@@ -41,15 +47,29 @@ class LedgerEntry(BaseModel):
 
     state: LedgerState
     partition: int
+    #: When this entry was written: a ``sending`` entry younger than the send deadline may still be in flight.
     at: datetime
+    #: When the request was first marked ``sending`` (a later owner re-marks it): reconciliation looks from here.
+    since: datetime | None = None
     attempts: int = 0
     outcome_topic: str | None = None
     outcome: str | None = None
+    emitted_through: int | None = None
+
+    def emitted(self, offset: int) -> bool:
+        """Whether the record at ``offset`` has had its outcome published already."""
+        return self.emitted_through is not None and offset <= self.emitted_through
 
 
 def ledger_key(tenant_id: str, request_id: str) -> bytes:
     """request_id is unique per tenant (CONTRACT.md), so the tenant is part of the key."""
     return f"{tenant_id}\x1f{request_id}".encode()
+
+
+def origin_key(partition: int, offset: int) -> bytes:
+    """The entry of the record at (partition, offset) of ``sms.requested`` itself, for records that are answered
+    or forwarded without a request entry. No tenant_id can hold ``\\x00``, so it never meets a ledger_key."""
+    return b"\x00origin\x1f%d:%d" % (partition, offset)
 
 
 class ChangelogWriter(Protocol):
@@ -85,9 +105,16 @@ class Ledger:
         return self._write_changelog(key, value, entry.partition)
 
     def expire(
-        self, retention: timedelta, now: datetime | None = None, limit: int = 10_000
+        self,
+        retention: timedelta,
+        now: datetime | None = None,
+        limit: int = 10_000,
+        owned: Callable[[int], bool] = lambda _partition: True,
     ) -> list[Callable[[], Awaitable[Any]]]:
         """Drop entries older than ``retention`` (at most ``limit`` per call) from memory.
+
+        Only entries of ``owned`` partitions are expired: a partition's entries are its owner's to tombstone, and
+        a copy left from an earlier assignment may be older than what the current owner holds.
 
         Returns the tombstone writes for the changelog, not yet started, so the caller can redo failed ones.
         """
@@ -100,7 +127,7 @@ class Ledger:
             entry = self._entry(key)  # the stored value decides: recovery may have brought a newer one
             if entry is None:
                 self._ages.pop(key, None)
-            elif entry.at < cutoff:
+            elif entry.at < cutoff and owned(entry.partition):
                 expired.append((key, entry))
             else:
                 self._ages[key] = entry.at

@@ -11,9 +11,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import itertools
 import json
 from collections import defaultdict, deque
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,6 +24,7 @@ from typing import Any
 from pydantic import SecretStr
 
 from smsdispatch.agents.dispatch import Dispatcher, DispatcherOptions, InboundRecord
+from smsdispatch.agents.pipeline import Pipeline
 from smsdispatch.agents.senders import Sender, SenderPool
 from smsdispatch.crypto import Keyring, generate_key
 from smsdispatch.providers import OutgoingSms, SendResult, segment_info
@@ -269,10 +273,55 @@ def request_json(request_id: str = "r-1", tenant_id: str = "acme", body: str = "
     return json.dumps(document).encode()
 
 
+async def run_records(
+    dispatcher: Dispatcher, records: Sequence[InboundRecord], timeout: float = 10.0
+) -> list[InboundRecord]:
+    """Put ``records`` through a real :class:`Pipeline` into ``dispatcher``; return them in the order acked."""
+    acked: list[InboundRecord] = []
+    everything_acked = asyncio.Event()
+
+    async def ack(record: InboundRecord) -> None:
+        acked.append(record)
+        if len(acked) == len(records):
+            everything_acked.set()
+
+    def release(record: InboundRecord) -> None:
+        raise AssertionError(f"record {record.offset} was given back")
+
+    pipeline: Pipeline[InboundRecord] = Pipeline(ack=ack, release=release)
+    for record in records:
+        routed = dispatcher.route(record)
+        handler = functools.partial(dispatcher.handle, routed)
+        await pipeline.submit(record.partition, record.offset, record, handler, key=routed.key)
+    if records:
+        await asyncio.wait_for(everything_acked.wait(), timeout)
+    return acked
+
+
+_offsets = itertools.count()
+
+
 def inbound(
-    value: bytes | None, key: bytes | None = b"acme", partition: int = 0, timestamp: datetime = T0
+    value: bytes | None,
+    key: bytes | None = b"acme",
+    partition: int = 0,
+    timestamp: datetime = T0,
+    offset: int | None = None,
 ) -> InboundRecord:
-    return InboundRecord(key=key, value=value, partition=partition, timestamp=timestamp)
+    """A record as the stream delivers it; offsets grow across the test run unless given."""
+    offset = next(_offsets) if offset is None else offset
+    return InboundRecord(key=key, value=value, partition=partition, offset=offset, timestamp=timestamp)
+
+
+class Sleeps:
+    """The dispatcher's sleep: records each wait and returns at once, so tests never really wait."""
+
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        await asyncio.sleep(0)
 
 
 @dataclass
@@ -287,9 +336,15 @@ class Harness:
     ledger_store: dict[bytes, bytes]
     changelog: InMemoryChangelog
     clock: Clock
+    sleeps: Sleeps
+    acked: list[InboundRecord] = field(default_factory=list)
 
     def sender(self, tenant_id: str = "acme") -> FakeSender:
         return self.pool.sender(tenant_id)
+
+    async def run(self, records: Sequence[InboundRecord]) -> None:
+        """Put ``records`` through a real :class:`Pipeline` into the dispatcher; return once all are acked."""
+        self.acked.extend(await run_records(self.dispatcher, records))
 
 
 def harness(
@@ -310,6 +365,7 @@ def harness(
     ledger_store: dict[bytes, bytes] = {}
     ledger = Ledger(ledger_store, changelog)
     clock = Clock()
+    sleeps = Sleeps()
     dispatcher = Dispatcher(
         tenants=tenants.directory(),
         ledger=ledger,
@@ -317,5 +373,6 @@ def harness(
         senders=pool,
         options=options,
         clock=clock,
+        sleep=sleeps,
     )
-    return Harness(dispatcher, publisher, pool, tenants, ledger, ledger_store, changelog, clock)
+    return Harness(dispatcher, publisher, pool, tenants, ledger, ledger_store, changelog, clock, sleeps)

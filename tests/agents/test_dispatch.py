@@ -1,4 +1,4 @@
-"""Dispatcher.process_batch: one outcome per record, on the right topic and key, and never a second send."""
+"""Dispatcher through the pipeline: one outcome per record, on the right topic and key, and never a second send."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ async def test_a_mixed_batch_gets_exactly_one_outcome_per_record_on_the_right_to
         inbound(b"\xff not utf-8", key=None),
     ]
 
-    await h.dispatcher.process_batch(records)
+    await h.run(records)
 
     outcomes = h.publisher.outcomes()
     assert len(outcomes) == len(records)
@@ -67,7 +67,7 @@ async def test_a_dispatched_outcome_carries_the_request_and_twilios_answer() -> 
     h = harness()
     h.sender().on_send("Hello", accepted(TO, "Hello", sid="SM" + "b" * 32))
 
-    await h.dispatcher.process_batch([inbound(request_json(metadata={"campaign": "spring"}, resend_of="r-0"))])
+    await h.run([inbound(request_json(metadata={"campaign": "spring"}, resend_of="r-0"))])
 
     [emitted] = h.publisher.outcomes()
     outcome = SmsDispatched.model_validate_json(emitted.value)
@@ -79,11 +79,11 @@ async def test_a_dispatched_outcome_carries_the_request_and_twilios_answer() -> 
 
 
 @pytest.mark.asyncio
-async def test_the_same_request_id_twice_in_one_batch_is_sent_once_and_gets_two_identical_outcomes() -> None:
+async def test_a_request_published_twice_at_once_is_sent_once_and_each_record_gets_an_identical_outcome() -> None:
     h = harness()
-    record = inbound(request_json("r-twice"))
+    value = request_json("r-twice")
 
-    await h.dispatcher.process_batch([record, record])
+    await h.run([inbound(value), inbound(value)])
 
     assert len(h.sender().sent) == 1
     first, second = h.publisher.outcomes()
@@ -93,13 +93,56 @@ async def test_the_same_request_id_twice_in_one_batch_is_sent_once_and_gets_two_
 
 
 @pytest.mark.asyncio
+async def test_a_record_redelivered_after_its_outcome_was_published_is_not_answered_again() -> None:
+    h = harness()
+    record = inbound(request_json("r-redelivered"))
+    await h.run([record])
+
+    await h.run([record])  # the same partition and offset: a rebalance or a commit that never landed
+
+    assert len(h.publisher.outcomes()) == 1
+    assert len(h.sender().sent) == 1
+
+
+@pytest.mark.asyncio
+async def test_a_record_redelivered_between_recording_and_publishing_its_outcome_gets_it_published() -> None:
+    h = harness()
+    record = inbound(request_json("r-cut"))
+    await h.run([record])
+    [published] = h.publisher.outcomes()
+    # As if the worker died after "done" was recorded and before the outcome was published.
+    key = ledger_key("acme", "r-cut")
+    entry = h.ledger.get(key)
+    assert entry is not None
+    h.ledger_store[key] = entry.model_copy(update={"emitted_through": None}).model_dump_json().encode()
+
+    await h.run([record])
+
+    assert h.publisher.outcomes() == [published, published]
+    assert len(h.sender().sent) == 1
+
+
+@pytest.mark.asyncio
+async def test_an_unreadable_or_forwarded_record_redelivered_is_answered_or_forwarded_only_once() -> None:
+    h = harness(options=DispatcherOptions(partition_for=lambda _tenant: 3))
+    garbage = inbound(b"not json", partition=0)
+    stray = inbound(request_json("r-stray"), partition=0)
+    await h.run([garbage, stray])
+
+    await h.run([garbage, stray])
+
+    assert len(h.publisher.outcomes()) == 1
+    assert len(h.publisher.on(topics.REQUESTED)) == 1
+
+
+@pytest.mark.asyncio
 async def test_a_request_id_seen_in_a_later_batch_is_not_sent_and_its_outcome_is_re_emitted_byte_identical() -> None:
     h = harness()
     record = inbound(request_json("r-again"))
-    await h.dispatcher.process_batch([record])
+    await h.run([record])
     [original] = h.publisher.outcomes()
 
-    await h.dispatcher.process_batch([inbound(request_json("r-again", body="a different body"), partition=0)])
+    await h.run([inbound(request_json("r-again", body="a different body"), partition=0)])
 
     assert len(h.sender().sent) == 1
     assert h.publisher.outcomes() == [original, original]
@@ -108,11 +151,11 @@ async def test_a_request_id_seen_in_a_later_batch_is_not_sent_and_its_outcome_is
 @pytest.mark.asyncio
 async def test_a_recorded_failure_is_re_emitted_even_after_the_tenant_became_able_to_send() -> None:
     h = harness()
-    record = inbound(request_json("r-early", tenant_id="late"), key=b"late")
-    await h.dispatcher.process_batch([record])
+    value = request_json("r-early", tenant_id="late")
+    await h.run([inbound(value, key=b"late")])
     h.tenants.add("late")
 
-    await h.dispatcher.process_batch([record])
+    await h.run([inbound(value, key=b"late")])
 
     first, second = h.publisher.outcomes()
     assert first == second
@@ -125,9 +168,7 @@ async def test_the_same_request_id_for_two_tenants_is_two_requests() -> None:
     h = harness()
     h.tenants.add("globex")
 
-    await h.dispatcher.process_batch(
-        [inbound(request_json("r-1")), inbound(request_json("r-1", tenant_id="globex"), key=b"globex")]
-    )
+    await h.run([inbound(request_json("r-1")), inbound(request_json("r-1", tenant_id="globex"), key=b"globex")])
 
     assert len(h.sender("acme").sent) == 1
     assert len(h.sender("globex").sent) == 1
@@ -152,7 +193,7 @@ async def test_a_tenant_that_cannot_send_gets_its_code_and_nothing_is_sent(
     elif prepare == "undecryptable":
         h.tenants.add(tenant_id, keyring=OTHER_KEYRING)
 
-    await h.dispatcher.process_batch([inbound(request_json(tenant_id=tenant_id), key=tenant_id.encode())])
+    await h.run([inbound(request_json(tenant_id=tenant_id), key=tenant_id.encode())])
 
     [emitted] = h.publisher.outcomes()
     failed = SmsFailed.model_validate_json(emitted.value)
@@ -168,7 +209,7 @@ async def test_an_unexpected_error_in_a_sender_is_outcome_unknown_and_the_batch_
     h = harness()
     h.sender().on_send("explode", RuntimeError("a bug in the sender"))
 
-    await h.dispatcher.process_batch([inbound(request_json("r-bug", body="explode")), inbound(request_json("r-ok"))])
+    await h.run([inbound(request_json("r-bug", body="explode")), inbound(request_json("r-ok"))])
 
     by_id = by_request_id(h.publisher.outcomes())
     failed = SmsFailed.model_validate_json(by_id["r-bug"].value)
@@ -195,7 +236,7 @@ async def test_a_record_not_on_its_tenants_partition_is_forwarded_there_without_
     h = harness(options=DispatcherOptions(partition_for=lambda tenant_id: 5))
     value = request_json("r-moved")
 
-    await h.dispatcher.process_batch([inbound(value, key=key, partition=partition)])
+    await h.run([inbound(value, key=key, partition=partition)])
 
     assert h.publisher.sent == [Emitted(topics.REQUESTED, b"acme", value, 5)]
     assert h.pool.all_sent() == []
@@ -205,11 +246,11 @@ async def test_a_record_not_on_its_tenants_partition_is_forwarded_there_without_
 @pytest.mark.asyncio
 async def test_a_forwarded_record_is_dispatched_once_it_arrives_on_its_partition() -> None:
     h = harness(options=DispatcherOptions(partition_for=lambda tenant_id: 5))
-    await h.dispatcher.process_batch([inbound(request_json("r-moved"), key=None, partition=1)])
+    await h.run([inbound(request_json("r-moved"), key=None, partition=1)])
     [forwarded] = h.publisher.sent
 
     assert forwarded.partition is not None
-    await h.dispatcher.process_batch([inbound(forwarded.value, key=forwarded.key, partition=forwarded.partition)])
+    await h.run([inbound(forwarded.value, key=forwarded.key, partition=forwarded.partition)])
 
     [emitted] = h.publisher.outcomes()
     assert emitted.topic == topics.DISPATCHED
@@ -221,7 +262,7 @@ async def test_without_a_partition_rule_an_unkeyed_record_is_rekeyed_by_its_tena
     h = harness()
     value = request_json("r-unkeyed")
 
-    await h.dispatcher.process_batch([inbound(value, key=None, partition=3)])
+    await h.run([inbound(value, key=None, partition=3)])
 
     assert h.publisher.sent == [Emitted(topics.REQUESTED, b"acme", value, None)]
 
@@ -230,7 +271,7 @@ async def test_without_a_partition_rule_an_unkeyed_record_is_rekeyed_by_its_tena
 async def test_an_invalid_record_is_not_forwarded_even_when_unkeyed() -> None:
     h = harness(options=DispatcherOptions(partition_for=lambda tenant_id: 5))
 
-    await h.dispatcher.process_batch([inbound(b"[]", key=None, partition=1)])
+    await h.run([inbound(b"[]", key=None, partition=1)])
 
     [emitted] = h.publisher.sent
     assert emitted.topic == topics.FAILED
@@ -243,7 +284,7 @@ async def test_a_record_whose_bytes_could_never_be_published_still_gets_its_outc
     # A lone surrogate escaped in JSON: readable by json.loads, unwritable as UTF-8.
     value = b'{"request_id": "\\ud800", "tenant_id": "acme", "to": "+14155552671", "body": "x"}'
 
-    await h.dispatcher.process_batch([inbound(value)])
+    await h.run([inbound(value)])
 
     [emitted] = h.publisher.outcomes()
     assert (emitted.topic, emitted.key) == (topics.FAILED, b"acme")
@@ -260,7 +301,7 @@ async def test_a_request_whose_tenant_is_still_on_its_way_waits_for_the_tenant_s
 
     h = harness(tenants=tenants, options=DispatcherOptions(tenants_caught_up=tenants_caught_up))
 
-    await h.dispatcher.process_batch([inbound(request_json())])
+    await h.run([inbound(request_json())])
 
     assert asked == [{"acme"}]
     [emitted] = h.publisher.outcomes()
@@ -276,6 +317,6 @@ async def test_known_tenants_do_not_wait_for_the_tenant_stream() -> None:
 
     h = harness(options=DispatcherOptions(tenants_caught_up=tenants_caught_up))
 
-    await h.dispatcher.process_batch([inbound(request_json())])
+    await h.run([inbound(request_json())])
 
     assert asked == []

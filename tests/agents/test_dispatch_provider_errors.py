@@ -19,7 +19,7 @@ from smsdispatch.streams.ledger import Ledger
 from smsdispatch.testing.ledger import InMemoryChangelog
 from smsdispatch.testing.twilio_fakes import FakeTwilio, twilio_error
 
-from .fakes import RecordingPublisher, Tenants, inbound, request_json
+from .fakes import RecordingPublisher, Tenants, inbound, request_json, run_records
 
 MAX_ATTEMPTS = 3
 
@@ -35,7 +35,7 @@ class Stack:
     twilio: FakeTwilio
 
     async def outcome_of(self, body: str = "Hello") -> SmsDispatched | SmsFailed:
-        await self.dispatcher.process_batch([inbound(request_json(body=body))])
+        await run_records(self.dispatcher, [inbound(request_json(body=body))])
         [emitted] = self.publisher.outcomes()
         if emitted.topic == topics.DISPATCHED:
             return SmsDispatched.model_validate_json(emitted.value)

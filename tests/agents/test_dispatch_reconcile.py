@@ -50,7 +50,7 @@ async def test_a_request_left_sending_and_found_at_twilio_is_dispatched_without_
     left_sending(h)
     h.sender().on_find("Hello", accepted(TO, "Hello", sid=FOUND_SID))
 
-    await h.dispatcher.process_batch([inbound(request_json())])
+    await h.run([inbound(request_json())])
 
     outcome = only_outcome(h)
     assert isinstance(outcome, SmsDispatched)
@@ -65,7 +65,7 @@ async def test_a_request_left_sending_and_not_found_at_twilio_is_looked_up_first
     h = harness(pool=FakePool(events=events))
     left_sending(h)
 
-    await h.dispatcher.process_batch([inbound(request_json())])
+    await h.run([inbound(request_json())])
 
     assert isinstance(only_outcome(h), SmsDispatched)
     assert events == ["find Hello", "send Hello"]
@@ -79,7 +79,7 @@ async def test_a_request_left_sending_that_twilio_cannot_confirm_is_outcome_unkn
         "Hello", ReconciliationUnavailable("Test credentials cannot list messages (20008).", provider_code=20008)
     )
 
-    await h.dispatcher.process_batch([inbound(request_json())])
+    await h.run([inbound(request_json())])
 
     outcome = only_outcome(h)
     assert isinstance(outcome, SmsFailed)
@@ -95,7 +95,7 @@ async def test_a_request_left_sending_whose_look_up_fails_is_outcome_unknown_and
     left_sending(h)
     h.sender().on_find("Hello", ProviderUnavailable("Could not reach Twilio (ConnectError)."))
 
-    await h.dispatcher.process_batch([inbound(request_json())])
+    await h.run([inbound(request_json())])
 
     outcome = only_outcome(h)
     assert isinstance(outcome, SmsFailed)
@@ -108,7 +108,7 @@ async def test_an_unknown_outcome_found_at_twilio_is_dispatched_after_exactly_on
     h = harness()
     h.sender().on_send("Hello", unknown_outcome()).on_find("Hello", accepted(TO, "Hello", sid=FOUND_SID))
 
-    await h.dispatcher.process_batch([inbound(request_json())])
+    await h.run([inbound(request_json())])
 
     outcome = only_outcome(h)
     assert isinstance(outcome, SmsDispatched)
@@ -122,7 +122,7 @@ async def test_an_unknown_outcome_not_found_at_twilio_is_provider_unavailable_re
     h = harness()
     h.sender().on_send("Hello", unknown_outcome())
 
-    await h.dispatcher.process_batch([inbound(request_json())])
+    await h.run([inbound(request_json())])
 
     outcome = only_outcome(h)
     assert isinstance(outcome, SmsFailed)
@@ -138,7 +138,7 @@ async def test_an_unknown_outcome_that_cannot_be_confirmed_is_outcome_unknown_af
     h = harness()
     h.sender().on_send("Hello", unknown_outcome()).on_find("Hello", ReconciliationUnavailable("cannot list"))
 
-    await h.dispatcher.process_batch([inbound(request_json())])
+    await h.run([inbound(request_json())])
 
     outcome = only_outcome(h)
     assert isinstance(outcome, SmsFailed)
@@ -152,9 +152,9 @@ async def test_a_reconciled_request_is_recorded_done_so_a_redelivery_is_not_look
     h = harness()
     left_sending(h)
     h.sender().on_find("Hello", accepted(TO, "Hello", sid=FOUND_SID))
-    await h.dispatcher.process_batch([inbound(request_json())])
+    await h.run([inbound(request_json())])
 
-    await h.dispatcher.process_batch([inbound(request_json())])
+    await h.run([inbound(request_json())])
 
     first, second = h.publisher.outcomes()
     assert first == second
@@ -172,7 +172,7 @@ async def test_a_request_left_sending_whose_tenant_can_no_longer_send_is_outcome
     else:
         h.tenants.add("acme", keyring=OTHER_KEYRING)
 
-    await h.dispatcher.process_batch([inbound(request_json())])
+    await h.run([inbound(request_json())])
 
     outcome = only_outcome(h)
     assert isinstance(outcome, SmsFailed)
@@ -186,7 +186,7 @@ async def test_an_unreadable_ledger_entry_counts_as_sending_and_is_looked_up_not
     h.ledger_store[ledger_key("acme", "r-1")] = b"{not a ledger entry"
     h.sender().on_find("Hello", None)
 
-    await h.dispatcher.process_batch([inbound(request_json())])
+    await h.run([inbound(request_json())])
 
     assert len(h.sender().looked_up) == 1  # asked Twilio first; it had nothing, so one send followed
     assert len(h.sender().sent) == 1
@@ -199,8 +199,8 @@ async def test_a_look_up_never_adopts_a_message_already_dispatched_for_another_r
     first = accepted(TO, "Hello", sid=FOUND_SID)
     h.sender().on_send("Hello", first, unknown_outcome())
 
-    await h.dispatcher.process_batch([inbound(request_json("r-1"))])
-    await h.dispatcher.process_batch([inbound(request_json("r-2"))])
+    await h.run([inbound(request_json("r-1"))])
+    await h.run([inbound(request_json("r-2"))])
 
     assert h.sender().excluded == [{FOUND_SID}]
 
@@ -216,7 +216,7 @@ async def test_not_found_proves_nothing_where_twilio_may_change_the_body_so_noth
         h.sender().on_send("Hello", unknown_outcome())
     h.sender().on_find("Hello", None)
 
-    await h.dispatcher.process_batch([inbound(request_json())])
+    await h.run([inbound(request_json())])
 
     outcome = only_outcome(h)
     assert isinstance(outcome, SmsFailed)

@@ -44,33 +44,36 @@ class AckingChangelog(InMemoryChangelog):
 
 
 @pytest.mark.asyncio
-async def test_sending_marks_are_acknowledged_before_the_first_send_and_done_marks_after_the_sends() -> None:
+async def test_each_sending_mark_is_acknowledged_before_its_send_and_done_before_its_outcome() -> None:
     events: list[str] = []
-    h = harness(pool=FakePool(events=events), changelog=AckingChangelog(events))
+    publisher = RecordingPublisher(events)
+    h = harness(pool=FakePool(events=events), changelog=AckingChangelog(events), publisher=publisher)
 
-    await h.dispatcher.process_batch([inbound(request_json(f"r-{n}", body=f"body {n}")) for n in range(3)])
+    await h.run([inbound(request_json(f"r-{n}", body=f"body {n}")) for n in range(3)])
 
-    assert sorted(events[:3]) == ["ack sending r-0", "ack sending r-1", "ack sending r-2"]
-    assert sorted(events[3:6]) == ["send body 0", "send body 1", "send body 2"]
-    assert sorted(events[6:]) == ["ack done r-0", "ack done r-1", "ack done r-2"]
+    for n in range(3):
+        mine = [event for event in events if event.endswith(f"r-{n}") or event.endswith(f"body {n}")]
+        assert mine == [f"ack sending r-{n}", f"send body {n}", f"ack done r-{n}", f"ack done r-{n}"]
+    # Each request's outcome is published between its two "done" writes: recorded, published, marked published.
+    assert events.count(f"publish {topics.DISPATCHED}") == 3
 
 
 @pytest.mark.asyncio
 async def test_a_sending_mark_goes_to_the_changelog_partition_of_the_request() -> None:
     h = harness()
 
-    await h.dispatcher.process_batch([inbound(request_json(), partition=6)])
+    await h.run([inbound(request_json(), partition=6)])
 
     key = ledger_key("acme", "r-1")
     states = [(k, json.loads(v)["state"], p) for k, v, p in h.changelog.writes if v is not None]
-    assert states == [(key, "sending", 6), (key, "done", 6)]
+    assert states == [(key, "sending", 6), (key, "done", 6), (key, "done", 6)]
 
 
 @pytest.mark.asyncio
 async def test_the_done_entry_holds_the_published_outcome() -> None:
     h = harness()
 
-    await h.dispatcher.process_batch([inbound(request_json())])
+    await h.run([inbound(request_json())])
 
     entry = h.ledger.get(ledger_key("acme", "r-1"))
     [emitted] = h.publisher.outcomes()
@@ -85,7 +88,7 @@ async def test_failed_kafka_writes_are_redone_and_process_batch_returns_only_onc
     publisher = FlakyPublisher(failures=2)
     h = harness(publisher=publisher)
 
-    await h.dispatcher.process_batch([inbound(request_json("r-1")), inbound(b"not json", key=None)])
+    await h.run([inbound(request_json("r-1")), inbound(b"not json", key=None)])
 
     # Both outcomes are acknowledged by the time process_batch returns, though the first two sends failed.
     assert publisher.calls == 4
@@ -112,7 +115,7 @@ async def test_process_batch_does_not_return_while_kafka_refuses_the_outcome() -
 
     publisher = Outage()
     h = harness(publisher=publisher)
-    batch = asyncio.create_task(h.dispatcher.process_batch([inbound(request_json())]))
+    batch = asyncio.create_task(h.run([inbound(request_json())]))
     await publisher.refused_twice.wait()  # the outcome was refused, and the retry refused again
 
     assert not batch.done()
@@ -138,7 +141,7 @@ async def test_sends_in_flight_never_exceed_the_tenant_cap_while_two_tenants_sen
         for tenant in ("acme", "globex")
     ]
 
-    await h.dispatcher.process_batch(records)
+    await h.run(records)
 
     assert dict(in_flight.most) == {"acme": 3, "globex": 3}
     assert in_flight.most_total == 6  # both tenants' budgets in use at once: the tenants do not wait for each other
@@ -153,7 +156,7 @@ async def test_the_tenant_cap_also_holds_across_batches_run_back_to_back() -> No
     )
 
     for batch in range(3):
-        await h.dispatcher.process_batch([inbound(request_json(f"r-{batch}-{n}")) for n in range(5)])
+        await h.run([inbound(request_json(f"r-{batch}-{n}")) for n in range(5)])
 
     assert in_flight.most["acme"] == 2
     assert len(h.sender().sent) == 15
@@ -163,13 +166,13 @@ async def test_the_tenant_cap_also_holds_across_batches_run_back_to_back() -> No
 async def test_ledger_entries_older_than_the_retention_are_expired_with_tombstones() -> None:
     options = DispatcherOptions(ledger_retention=timedelta(days=7), expire_every=timedelta(minutes=10))
     h = harness(options=options)
-    await h.dispatcher.process_batch([inbound(request_json("r-old"), partition=4)])
+    await h.run([inbound(request_json("r-old"), partition=4)])
     h.clock.advance(timedelta(days=6))
-    await h.dispatcher.process_batch([inbound(request_json("r-recent"), partition=4)])
+    await h.run([inbound(request_json("r-recent"), partition=4)])
     h.clock.advance(timedelta(days=1, minutes=1))
     writes_before = len(h.changelog.writes)
 
-    await h.dispatcher.process_batch([])
+    await h.dispatcher.expire()
 
     assert h.ledger.get(ledger_key("acme", "r-old")) is None
     assert h.ledger.get(ledger_key("acme", "r-recent")) is not None
@@ -179,10 +182,10 @@ async def test_ledger_entries_older_than_the_retention_are_expired_with_tombston
 @pytest.mark.asyncio
 async def test_nothing_expires_before_the_retention() -> None:
     h = harness(options=DispatcherOptions(ledger_retention=timedelta(days=7)))
-    await h.dispatcher.process_batch([inbound(request_json())])
+    await h.run([inbound(request_json())])
     h.clock.advance(timedelta(days=6, hours=23))
 
-    await h.dispatcher.process_batch([])
+    await h.dispatcher.expire()
 
     assert h.ledger.get(ledger_key("acme", "r-1")) is not None
     assert all(value is not None for _key, value, _partition in h.changelog.writes)
@@ -193,32 +196,32 @@ async def test_expiry_runs_at_most_once_per_interval() -> None:
     options = DispatcherOptions(ledger_retention=timedelta(hours=1), expire_every=timedelta(minutes=10))
     h = harness(options=options)
     h.clock.advance(timedelta(minutes=10))
-    await h.dispatcher.process_batch([])  # an expiry pass: nothing old yet
+    await h.dispatcher.expire()  # an expiry pass: nothing old yet
     old = LedgerEntry(state="done", partition=0, at=h.clock() - timedelta(hours=2))
     h.ledger_store[ledger_key("acme", "r-old")] = old.model_dump_json().encode()
 
     h.clock.advance(timedelta(minutes=9))
-    await h.dispatcher.process_batch([])
+    await h.dispatcher.expire()
     kept_within_interval = h.ledger.get(ledger_key("acme", "r-old")) is not None
     h.clock.advance(timedelta(minutes=1))
-    await h.dispatcher.process_batch([])
+    await h.dispatcher.expire()
 
     assert kept_within_interval
     assert h.ledger.get(ledger_key("acme", "r-old")) is None
 
 
 @pytest.mark.asyncio
-async def test_an_expiry_pass_that_hits_its_limit_continues_with_the_next_batch() -> None:
+async def test_an_expiry_pass_that_hits_its_limit_continues_on_the_next_pass() -> None:
     options = DispatcherOptions(ledger_retention=timedelta(days=7), expire_every=timedelta(minutes=10))
     h = harness(options=options)
     old = LedgerEntry(state="done", partition=0, at=h.clock()).model_dump_json().encode()
     for n in range(10_001):
         h.ledger_store[ledger_key("acme", f"r-{n}")] = old
     h.clock.advance(timedelta(days=8))
-    await h.dispatcher.process_batch([])
+    await h.dispatcher.expire()
     assert len(h.ledger) == 1
 
-    await h.dispatcher.process_batch([])
+    await h.dispatcher.expire()
 
     assert len(h.ledger) == 0
 
@@ -240,6 +243,6 @@ async def test_a_write_that_fails_when_called_is_redone_like_one_that_fails_when
     publisher = RefusesOnCall()
     h = harness(publisher=publisher)
 
-    await h.dispatcher.process_batch([inbound(request_json())])
+    await h.run([inbound(request_json())])
 
     assert [emitted.topic for emitted in publisher.outcomes()] == [topics.DISPATCHED]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,11 +37,39 @@ class Stack:
     worker: ManagedProcess
     simulator: ManagedProcess
     suffix: str
+    base: Path
     secrets: list[str] = field(default_factory=list)
     tenants: dict[str, str] = field(default_factory=dict)
+    live_account: tuple[str, str] = ("", "")
+    #: Workers started with :meth:`add_worker`, besides ``worker``.
+    more_workers: list[ManagedProcess] = field(default_factory=list)
 
     def tenant(self, name: str) -> str:
         return self.tenants[name]
+
+    def register(self, name: str, *args: str) -> str:
+        """``smsdispatch tenants set NAME-SUFFIX ARGS…``; returns the tenant_id."""
+        _register(self, name, *args)
+        return self.tenants[name]
+
+    def register_live(self, name: str, account: tuple[str, str] | None = None) -> str:
+        sid, token = account or self.live_account
+        return self.register(name, "--account-sid", sid, "--auth-token", token, "--from", LIVE_NUMBER)
+
+    def add_worker(self, start: bool = True) -> ManagedProcess:
+        """Another worker in the same group: its own web port and data directory, the same settings."""
+        [web_port] = free_ports(1)
+        n = len(self.more_workers) + 2
+        worker = worker_process(
+            env=self.env, web_port=web_port, data_dir=self.base / f"worker{n}", log_path=self.base / f"worker{n}.log"
+        )
+        self.more_workers.append(worker)
+        if start:
+            worker.start(timeout=90)
+        return worker
+
+    def workers(self) -> list[ManagedProcess]:
+        return [self.worker, *self.more_workers]
 
     def restart_worker(self, crash: bool = False) -> None:
         """Stop the worker (SIGKILL when ``crash``) and start a new one with the same settings."""
@@ -56,14 +85,25 @@ def _register(stack: Stack, name: str, *args: str) -> None:
     with pytest.MonkeyPatch.context() as monkeypatch:
         for key, value in stack.env.items():
             monkeypatch.setenv(key, value)
-        assert cli(["tenants", "set", tenant_id, *args]) == 0, f"registering {tenant_id} failed"
+        # In a thread of its own: the verb runs its own event loop, and a test's loop may be running here.
+        with ThreadPoolExecutor(1) as thread:
+            code = thread.submit(cli, ["tenants", "set", tenant_id, *args]).result()
+        assert code == 0, f"registering {tenant_id} failed"
     stack.tenants[name] = tenant_id
 
 
 @contextmanager
 def running_stack(
-    broker_url: str, base: Path, *, simulator_args: Sequence[str] = (), database_url: str | None = None
+    broker_url: str,
+    base: Path,
+    *,
+    simulator_args: Sequence[str] = (),
+    database_url: str | None = None,
+    env: dict[str, str] | None = None,
+    accounts: Sequence[tuple[str, str]] = (),
 ) -> Iterator[Stack]:
+    """A simulator, the standard tenants and one worker. ``accounts`` are extra live accounts (SID, token) the
+    simulator knows, with the live number; ``env`` adds worker settings."""
     suffix = uuid.uuid4().hex[:8]
     live_sid, test_sid = random_account_sid(), random_account_sid()
     live_token, test_token = f"livetoken{uuid.uuid4().hex}", f"testtoken{uuid.uuid4().hex}"
@@ -74,6 +114,7 @@ def running_stack(
         *("--account", f"{live_sid}:{live_token}:{LIVE_NUMBER},{service_sid}"),
         *("--test-account", f"{test_sid}:{test_token}"),
         *("--api-key", f"{live_sid}:{key_sid}:{key_secret}"),
+        *(arg for sid, token in accounts for arg in ("--account", f"{sid}:{token}:{LIVE_NUMBER}")),
     ]
     simulator = simulator_process(
         port=sim_port,
@@ -87,6 +128,7 @@ def running_stack(
         "SMSDISPATCH_TWILIO_BASE_URL": f"http://127.0.0.1:{sim_port}",
         "SMSDISPATCH_DATABASE_URL": database_url,
         "SMSDISPATCH_PUBLIC_URL": f"http://127.0.0.1:{web_port}",
+        **(env or {}),
     }
     worker = worker_process(env=env, web_port=web_port, data_dir=base / "worker", log_path=base / "worker.log")
     stack = Stack(
@@ -98,6 +140,8 @@ def running_stack(
         worker=worker,
         simulator=simulator,
         suffix=suffix,
+        base=base,
+        live_account=(live_sid, live_token),
         secrets=[live_token, test_token, key_secret, env["SMSDISPATCH_ENCRYPTION_KEYS"]],
     )
     simulator.start()
@@ -115,7 +159,8 @@ def running_stack(
         worker.start(timeout=90)
         yield stack
     finally:
-        worker.stop()
+        for running in stack.workers():
+            running.stop()
         simulator.stop()
 
 

@@ -71,3 +71,49 @@ def inject_faults(simulator_url: str, mode: str, count: int) -> None:
     )
     with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310
         assert response.status in (200, 201, 204)
+
+
+async def outcome_records(
+    broker_url: str, start_ms: int, ids: set[str], timeout: float, settle: float = 3.0
+) -> list[tuple[str, bytes]]:
+    """Every outcome record (duplicates included) for ``ids`` since ``start_ms``: read until each id has one, then
+    ``settle`` seconds more, so late duplicates are counted too. Fails when some id has none by ``timeout``."""
+    found: list[tuple[str, bytes]] = []
+    seen: set[str] = set()
+    stop, all_seen = asyncio.Event(), asyncio.Event()
+
+    async def follow() -> None:
+        records = tail_topic(broker_url, [topics.DISPATCHED, topics.FAILED], start_ms=start_ms, stop=stop)
+        async with aclosing(records):
+            async for record in records:
+                outcome = parse_outcome(record)
+                if outcome is not None and outcome.request_id in ids and record.value is not None:
+                    found.append((outcome.request_id, record.value))
+                    seen.add(outcome.request_id)
+                    if seen == ids:
+                        all_seen.set()
+
+    follower = asyncio.create_task(follow())
+    try:
+        try:
+            await asyncio.wait_for(all_seen.wait(), timeout)
+        except TimeoutError:
+            raise AssertionError(
+                f"{len(ids - seen)} of {len(ids)} requests have no outcome after {timeout:g}s"
+            ) from None
+        await asyncio.sleep(settle)
+    finally:
+        stop.set()
+        follower.cancel()
+    return found
+
+
+def metric(worker_url: str, name: str, labels: str = "") -> float:
+    """The sum of a metric's samples on a worker's /metrics (``labels`` narrows it, e.g. 'pipeline="dispatcher"')."""
+    with urllib.request.urlopen(f"{worker_url}/metrics", timeout=5) as response:  # noqa: S310
+        text = response.read().decode()
+    total = 0.0
+    for line in text.splitlines():
+        if (line.startswith(name + "{") or line.startswith(name + " ")) and labels in line:
+            total += float(line.rsplit(" ", 1)[1])
+    return total
