@@ -65,8 +65,9 @@ class Routed:
     decoded: SmsRequested | SmsFailed
     #: The ledger key of a request handled on this partition; None for a failure or a forward.
     key: bytes | None
+    #: For a forward: the request as it goes to its tenant's partition (``forward_to``, None = the partitioner's).
+    forward_value: bytes | None = None
     forward_to: int | None = None
-    forward: bool = False
 
 
 class Publisher(Protocol):
@@ -128,7 +129,10 @@ class Dispatcher:
         if record.key != decoded.tenant_id.encode() or (home is not None and home != record.partition):
             # Unkeyed or mis-keyed: the tenant's partition owns its ledger and its concurrency budget, so the
             # record moves there (same value, keyed by tenant_id) and gets its outcome from there.
-            return Routed(record, decoded, key=None, forward_to=home, forward=True)
+            # The request re-serialised, not the original bytes: unknown fields (ignored anyway) could make the
+            # original too large to produce, and its requested_at stays the original record's time.
+            value = decoded.model_dump_json(exclude_none=True).encode()
+            return Routed(record, decoded, key=None, forward_value=value, forward_to=home)
         return Routed(record, decoded, key=ledger_key(decoded.tenant_id, decoded.request_id))
 
     async def handle(self, routed: Routed, work: Work[Any]) -> None:
@@ -148,10 +152,9 @@ class Dispatcher:
         if self._ledger.get(origin) is not None:
             return  # redelivered: answered (or forwarded) before the redelivery
         work.irrevocable()
-        if routed.forward:
-            assert isinstance(routed.decoded, SmsRequested)
-            tenant_id = routed.decoded.tenant_id.encode()
-            value = record.value or b""
+        if routed.forward_value is not None:
+            tenant_id = (routed.decoded.tenant_id or "").encode()
+            value = routed.forward_value
             await self._durably(lambda: self._publish(topics.REQUESTED, tenant_id, value, routed.forward_to))
         else:
             outcome = routed.decoded

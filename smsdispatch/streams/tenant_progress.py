@@ -31,6 +31,9 @@ class TenantStreamProgress:
         self._applied: dict[int, int] = {}
         self._committed: dict[int, int] = {}
         self._consumer: AIOKafkaConsumer | None = None
+        # Records are handled concurrently: one check at a time, so they share one consumer and later ones
+        # find the table already caught up.
+        self._lock = asyncio.Lock()
 
     def applied(self, partition: int, offset: int) -> None:
         """The tenant agent has applied the record at ``offset``."""
@@ -38,6 +41,10 @@ class TenantStreamProgress:
 
     async def caught_up(self, tenant_ids: set[str]) -> None:
         """Wait until the records on these tenants' partitions are applied, at most ``timeout`` seconds."""
+        async with self._lock:
+            await self._catch_up(tenant_ids)
+
+    async def _catch_up(self, tenant_ids: set[str]) -> None:
         partitions = [TopicPartition(TENANTS, self._partition_for(tenant_id)) for tenant_id in sorted(tenant_ids)]
         try:
             consumer = await self._start()

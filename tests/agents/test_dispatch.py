@@ -238,7 +238,9 @@ async def test_a_record_not_on_its_tenants_partition_is_forwarded_there_without_
 
     await h.run([inbound(value, key=key, partition=partition)])
 
-    assert h.publisher.sent == [Emitted(topics.REQUESTED, b"acme", value, 5)]
+    [sent] = h.publisher.sent
+    assert (sent.topic, sent.key, sent.partition) == (topics.REQUESTED, b"acme", 5)
+    assert carries_the_request(sent, value)
     assert h.pool.all_sent() == []
     assert h.ledger.get(ledger_key("acme", "r-moved")) is None
 
@@ -264,7 +266,48 @@ async def test_without_a_partition_rule_an_unkeyed_record_is_rekeyed_by_its_tena
 
     await h.run([inbound(value, key=None, partition=3)])
 
-    assert h.publisher.sent == [Emitted(topics.REQUESTED, b"acme", value, None)]
+    [sent] = h.publisher.sent
+    assert (sent.topic, sent.key, sent.partition) == (topics.REQUESTED, b"acme", None)
+    assert carries_the_request(sent, value)
+
+
+def carries_the_request(forwarded: Emitted, original: bytes) -> bool:
+    """A forward carries the request re-serialised: every field of the original, and its record time."""
+    document = forwarded.json()
+    return document.items() >= json.loads(original).items() and "requested_at" in document
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    "metadata",
+    [{"note": "nul\u0000inside"}, {"big": "x" * 20_000}, {"k": "\ud800"}],
+    ids=["nul", "over-16384-chars", "lone-surrogate"],
+)
+async def test_a_request_whose_metadata_breaks_the_rules_fails_alone_and_the_next_one_is_sent(
+    metadata: dict[str, str],
+) -> None:
+    h = harness()
+    pill = request_json("r-pill", metadata=metadata)
+
+    await h.run([inbound(pill), inbound(request_json("r-next"))])
+
+    by_id = by_request_id(h.publisher.outcomes())
+    failure = SmsFailed.model_validate_json(by_id["r-pill"].value)
+    assert failure.error.code is ErrorCode.INVALID_REQUEST
+    assert failure.metadata == {}
+    assert by_id["r-next"].topic == topics.DISPATCHED
+
+
+@pytest.mark.asyncio
+async def test_a_valid_request_of_megabytes_published_unkeyed_is_forwarded_small() -> None:
+    h = harness(options=DispatcherOptions(partition_for=lambda tenant_id: 5))
+    huge = request_json("r-huge", padding="p" * 3_000_000)
+
+    await h.run([inbound(huge, key=None, partition=1)])
+
+    [sent] = h.publisher.sent
+    assert len(sent.value) < 1_000
+    assert sent.json()["request_id"] == "r-huge"
 
 
 @pytest.mark.asyncio
