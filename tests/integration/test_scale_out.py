@@ -223,6 +223,9 @@ async def test_a_worker_told_to_stop_finishes_its_sends_and_the_next_owner_resen
         requests = requests_for(tenants, 200, f"drain-{uuid.uuid4().hex[:6]}")
         start = now_ms() - 1000
         async with SmsClient(stack.broker_url) as client:
+            # One round trip first: /health answers before the worker has restored its tables.
+            probe = await client.send(tenants[0], TO, "probe")
+            await client.wait_for(probe.request_id, timeout=180, tenant=tenants[0])
             await client.publish_many(requests)
         await wait_until(lambda: metric(stack.worker_url, "smsdispatch_in_flight") >= 150, 60, "most sends in flight")
         in_flight = metric(stack.worker_url, "smsdispatch_in_flight")
