@@ -18,7 +18,6 @@ import asyncio
 import os
 import tempfile
 import time
-import urllib.request
 import uuid
 from pathlib import Path
 
@@ -31,7 +30,7 @@ from smsdispatch.localkafka import LocalKafka
 from smsdispatch.schemas import SmsDispatched, SmsRequested
 from smsdispatch.simulator import random_account_sid
 from smsdispatch.testing.kafka import faust_broker_url, free_ports
-from smsdispatch.testing.processes import simulator_process, worker_process
+from smsdispatch.testing.processes import simulator_process, worker_metric, worker_process
 
 
 async def simulator_ceiling(base_url: str, account: str, token: str, sender: str, total: int, in_flight: int) -> float:
@@ -65,13 +64,6 @@ async def pipeline(broker: str, tenants: list[str], total: int) -> tuple[float, 
     elapsed = time.perf_counter() - started
     dispatched = sum(1 for o in outcomes.values() if isinstance(o, SmsDispatched))
     return total / elapsed, dispatched
-
-
-def requests_taken(worker_url: str) -> float:
-    """The worker's own count of sms.requested records it handled (forwards included)."""
-    with urllib.request.urlopen(f"{worker_url}/metrics", timeout=5) as response:  # noqa: S310 - loopback
-        text = response.read().decode()
-    return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith("smsdispatch_requests_total"))
 
 
 def main() -> None:
@@ -128,7 +120,7 @@ def main() -> None:
                     worker.start(timeout=120)
                 time.sleep(3)  # let the group settle: the first rebalances are not part of the figure
                 rate, dispatched = asyncio.run(pipeline(broker_url, tenants, args.requests))
-                split = [int(requests_taken(f"http://127.0.0.1:{port}")) for port in ports]
+                split = [int(worker_metric(worker.base_url, "smsdispatch_requests_total")) for worker in workers]
             finally:
                 for worker in workers:
                     worker.stop()

@@ -88,27 +88,22 @@ def _invalid(message: str, value: bytes | None, identity: dict[str, object] | No
     """The ``invalid_request`` failure of a record; always valid itself, whatever the record held.
 
     What it echoes comes from the record, so it may break the very rules the failure must keep (a NUL or too
-    much in the metadata, say). It is tried whole, then without the metadata, then with no echo but ``raw``:
-    the first that validates is the answer, and the message says what was left out.
+    much in the metadata, say). It is tried whole, then without the metadata; ``raw`` alone, which has no rule
+    to break, is the last answer. The message says what was left out.
     """
     # ``raw`` is the original value cut to 4 KiB, so a producer can see exactly what it sent. The incremental
     # decoder (final=False) leaves out a character the cut splits, instead of ending on a U+FFFD it never sent.
     raw = _utf8_decoder().decode(value[:RAW_EXCERPT_BYTES], final=False) if value is not None else None
     identity = identity or {}
-    attempts = [
-        (identity, ""),
-        ({k: v for k, v in identity.items() if k != "metadata"}, " (its metadata is not echoed: it breaks the rules)"),
-        ({}, " (nothing of it is echoed but raw)"),
-    ]
-    for echoed, note in attempts:
+    without_metadata = {key: item for key, item in identity.items() if key != "metadata"}
+    for echoed, note in ((identity, ""), (without_metadata, " (its metadata is not echoed: it breaks the rules)")):
         try:
             error = ErrorInfo(code=ErrorCode.INVALID_REQUEST, message=message + note)
             return SmsFailed.model_validate({**echoed, "error": error, "raw": raw})
         except ValidationError:
             continue
-    # raw itself was refused (a NUL in the record): the failure still says what happened, without raw.
-    error = ErrorInfo(code=ErrorCode.INVALID_REQUEST, message=message + " (the record is not echoed: it holds NUL)")
-    return SmsFailed.model_validate({"error": error, "raw": None})
+    error = ErrorInfo(code=ErrorCode.INVALID_REQUEST, message=message + " (nothing of it is echoed but raw)")
+    return SmsFailed(error=error, raw=raw)
 
 
 def _utf8_decoder() -> codecs.IncrementalDecoder:

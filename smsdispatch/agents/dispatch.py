@@ -138,12 +138,11 @@ class Dispatcher:
     async def handle(self, routed: Routed, work: Work[Any]) -> None:
         """Answer one routed record; returns once its outcome (or forward) is durable in Kafka."""
         self._metrics.requests.inc()
-        if routed.key is None:
-            await self._answer_once(routed, work)
+        decoded = routed.decoded
+        if isinstance(decoded, SmsRequested) and routed.key is not None:
+            await self._dispatch(routed.record, decoded, routed.key, work)
         else:
-            request = routed.decoded
-            assert isinstance(request, SmsRequested)
-            await self._dispatch(routed.record, request, routed.key, work)
+            await self._answer_once(routed, work)
 
     async def _answer_once(self, routed: Routed, work: Work[Any]) -> None:
         """A failure decided by decoding, or a forward: published once per record, remembered by origin."""
@@ -152,17 +151,15 @@ class Dispatcher:
         if self._ledger.get(origin) is not None:
             return  # redelivered: answered (or forwarded) before the redelivery
         work.irrevocable()
-        if routed.forward_value is not None:
-            tenant_id = (routed.decoded.tenant_id or "").encode()
-            value = routed.forward_value
-            await self._durably(lambda: self._publish(topics.REQUESTED, tenant_id, value, routed.forward_to))
-        else:
-            outcome = routed.decoded
-            assert isinstance(outcome, SmsFailed)
-            value = outcome.to_bytes()
-            key = (outcome.tenant_id or "").encode()
+        decoded = routed.decoded
+        if isinstance(decoded, SmsFailed):
+            value = decoded.to_bytes()
+            key = (decoded.tenant_id or "").encode()
             await self._durably(lambda: self._publish(topics.FAILED, key, value))
-            self._counted(outcome)
+            self._counted(decoded)
+        else:
+            tenant_id, forward = decoded.tenant_id.encode(), routed.forward_value or b""
+            await self._durably(lambda: self._publish(topics.REQUESTED, tenant_id, forward, routed.forward_to))
         entry = LedgerEntry(state="done", partition=record.partition, at=self._clock(), emitted_through=record.offset)
         await self._durably(lambda: self._ledger.mark(origin, entry))
 

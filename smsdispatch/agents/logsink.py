@@ -44,10 +44,6 @@ def parse_outcome(topic: str, value: bytes | None) -> Loggable | None:
         return None
 
 
-def parse_outcomes(records: Sequence[tuple[str, bytes | None]]) -> list[Loggable]:
-    return [outcome for topic, value in records if (outcome := parse_outcome(topic, value)) is not None]
-
-
 class LogSink:
     def __init__(
         self,

@@ -1,8 +1,10 @@
 """The worker: the Faust app with its agents (tenants, dispatcher, log sink) and web pages.
 
 Each agent catches every error inside its loop: Faust acks an event whose agent raised and never retries it
-(shared/reference/faust-kafka.md), so an escaping exception would be a lost message. Batches are taken with
-``take_events``, which acks a batch only after the loop body has returned.
+(shared/reference/faust-kafka.md), so an escaping exception would be a lost message. The dispatcher and the log
+sink read with acks off (``stream.noack()``) and hand each record to a
+:class:`~smsdispatch.agents.pipeline.Pipeline`, which acks it once handled, in offset order, and which the app
+drains on every rebalance and at shutdown (:class:`~smsdispatch.streams.app.DrainingApp`).
 """
 
 from __future__ import annotations
@@ -117,7 +119,7 @@ def build_worker(settings: Settings, keyring: Keyring, metrics: DispatchMetrics 
             if acked or released:
                 log.info("%s drained: %d records finished and acked, %d given back unacked", name, acked, released)
 
-    streams.drain_hooks.append(drain)
+    app.drain_hooks.append(drain)
 
     @app.agent(streams.requested, name="smsdispatch.dispatcher")
     async def dispatch(stream: Any) -> None:
@@ -143,7 +145,8 @@ def build_worker(settings: Settings, keyring: Keyring, metrics: DispatchMetrics 
             message = event.message
             outcome = parse_outcome(message.topic, event.value)
             handler = partial(_log_one, batcher, outcome)
-            # The sink reads three topics: partitions of each get their own ack order.
+            # The sink reads three topics: each topic-partition gets its own ack order. (Two sharing a lane by a
+            # hash collision would only ack more strictly in order, never out of it.)
             lane = hash((message.topic, message.partition))
             await logging_outcomes.submit(lane, message.offset, (manual, event), handler)
 

@@ -70,10 +70,14 @@ class SmsClient:
         """Publish one request; returns once Kafka has it."""
         await self.publish_raw(request.tenant_id.encode(), request.model_dump_json(exclude_none=True).encode())
 
-    async def publish_raw(self, key: bytes | None, value: bytes, topic: str = topics.REQUESTED) -> None:
+    async def publish_raw(
+        self, key: bytes | None, value: bytes, topic: str = topics.REQUESTED, partition: int | None = None
+    ) -> None:
+        """Publish bytes as they are, to ``partition`` or where the key's hash puts them; returns once Kafka has
+        them. For producers' mistakes on purpose (tests, demos): the worker still gives each record one outcome."""
         if self._producer is None:
             raise RuntimeError("use SmsClient inside 'async with'")
-        await self._producer.send_and_wait(topic, value, key=key)
+        await self._producer.send_and_wait(topic, value, key=key, partition=partition)
 
     async def publish_many(
         self,

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -64,7 +64,6 @@ class StreamsApp:
     outcomes: Any
     tenants_table: Any
     ledger_table: Any
-    drain_hooks: list[DrainHook] = field(default_factory=list)
 
     async def publish(self, topic: str, key: bytes, value: bytes | None, partition: int | None = None) -> Any:
         """Send one record now (not attached to the current event) and wait until Kafka has it."""
@@ -126,7 +125,7 @@ def create_app(settings: Settings) -> StreamsApp:
             "retention.ms": str(int(retention.total_seconds() * 1000)),
         },
     )
-    return StreamsApp(app, requested, tenants_source, outcomes, tenants_table, ledger_table, app.drain_hooks)
+    return StreamsApp(app, requested, tenants_source, outcomes, tenants_table, ledger_table)
 
 
 def _raw_topic(app: Any, *names: str, partitions: int | None = None) -> Any:

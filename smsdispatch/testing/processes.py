@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -70,6 +71,12 @@ class ManagedProcess:
             time.sleep(0.2)
         self.kill()
         raise ChildFailed(f"{self.argv[3:5]} was not ready within {timeout:g}s:\n{self.log_tail()}")
+
+    @property
+    def base_url(self) -> str:
+        """``http://host:port`` of the child's web server (the ready URL without its path)."""
+        parts = urllib.parse.urlsplit(self.ready_url)
+        return f"{parts.scheme}://{parts.netloc}"
 
     @property
     def pid(self) -> int | None:
@@ -137,6 +144,17 @@ def simulator_process(*, port: int, args: Sequence[str], log_path: Path) -> Mana
     argv = [*SMSDISPATCH, "simulator", "--port", str(port), *args]
     return ManagedProcess(
         argv, env=dict(os.environ), log_path=log_path, ready_url=f"http://127.0.0.1:{port}/_sim/messages"
+    )
+
+
+def worker_metric(worker_url: str, name: str, labels: str = "") -> float:
+    """The sum of a metric's samples on a worker's ``/metrics``; ``labels`` narrows it (``'pipeline="logsink"'``)."""
+    with urllib.request.urlopen(f"{worker_url}/metrics", timeout=5) as response:  # noqa: S310 - a loopback URL
+        text = response.read().decode()
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if (line.startswith(name + "{") or line.startswith(name + " ")) and labels in line
     )
 
 

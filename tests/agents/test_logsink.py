@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from smsdispatch.agents import logsink
-from smsdispatch.agents.logsink import Loggable, LogSink, parse_outcomes
+from smsdispatch.agents.logsink import Loggable, LogSink, parse_outcome
 from smsdispatch.agents.metrics import DispatchMetrics
 from smsdispatch.schemas import ErrorCode, ErrorInfo, SmsDispatched, SmsFailed, SmsStatus
 from smsdispatch.storage import DispatchLog, StorageError, StorageUnavailable
@@ -45,7 +45,7 @@ def sample_value(metric: DispatchMetrics, name: str) -> float:
     return value
 
 
-def test_parse_outcomes_reads_each_topic_with_its_model_in_order() -> None:
+def test_parse_outcome_reads_each_topic_with_its_model() -> None:
     records: list[tuple[str, bytes | None]] = [
         (topics.DISPATCHED, DISPATCHED.to_bytes()),
         (topics.FAILED, FAILED.to_bytes()),
@@ -53,10 +53,10 @@ def test_parse_outcomes_reads_each_topic_with_its_model_in_order() -> None:
         (topics.STATUS, RECEIPT.to_bytes()),
     ]
 
-    assert parse_outcomes(records) == [DISPATCHED, FAILED, UNREADABLE, RECEIPT]
+    assert [parse_outcome(topic, value) for topic, value in records] == [DISPATCHED, FAILED, UNREADABLE, RECEIPT]
 
 
-def test_parse_outcomes_skips_records_that_are_not_valid_outcomes(caplog: pytest.LogCaptureFixture) -> None:
+def test_parse_outcome_gives_none_for_records_that_are_not_valid_outcomes(caplog: pytest.LogCaptureFixture) -> None:
     records: list[tuple[str, bytes | None]] = [
         (topics.DISPATCHED, b"not json"),
         (topics.DISPATCHED, b"\xff\xfe"),
@@ -68,9 +68,9 @@ def test_parse_outcomes_skips_records_that_are_not_valid_outcomes(caplog: pytest
     ]
 
     with caplog.at_level(logging.WARNING, logger="smsdispatch.logsink"):
-        parsed = parse_outcomes(records)
+        parsed = [parse_outcome(topic, value) for topic, value in records]
 
-    assert parsed == [RECEIPT]
+    assert parsed == [None, None, None, None, None, None, RECEIPT]
     assert len(caplog.records) == 4  # the invalid values; a tombstone and a foreign topic are just skipped
 
 

@@ -62,10 +62,12 @@ def simulator_messages(simulator_url: str) -> list[dict[str, Any]]:
     return messages
 
 
-def inject_faults(simulator_url: str, mode: str, count: int) -> None:
+def inject_faults(simulator_url: str, mode: str, count: int = 1, **more: object) -> None:
+    """``POST /_sim/faults``: the next ``count`` creates fail with ``mode``; ``account_sid=…, seconds=…`` with
+    mode ``rate_limit`` makes one account answer 429 for that long instead."""
     request = urllib.request.Request(  # noqa: S310
         f"{simulator_url}/_sim/faults",
-        data=json.dumps({"mode": mode, "count": count}).encode(),
+        data=json.dumps({"mode": mode, "count": count, **more}).encode(),
         headers={"Content-Type": "application/json"},
         method="POST",
     )
@@ -106,14 +108,3 @@ async def outcome_records(
         stop.set()
         follower.cancel()
     return found
-
-
-def metric(worker_url: str, name: str, labels: str = "") -> float:
-    """The sum of a metric's samples on a worker's /metrics (``labels`` narrows it, e.g. 'pipeline="dispatcher"')."""
-    with urllib.request.urlopen(f"{worker_url}/metrics", timeout=5) as response:  # noqa: S310
-        text = response.read().decode()
-    total = 0.0
-    for line in text.splitlines():
-        if (line.startswith(name + "{") or line.startswith(name + " ")) and labels in line:
-            total += float(line.rsplit(" ", 1)[1])
-    return total
