@@ -111,8 +111,10 @@ class Batcher:
     """Gathers outcomes handed in one at a time into batches for :meth:`LogSink.write`.
 
     Each caller of :meth:`add` returns once the batch holding its outcome is committed, so the pipeline acks a
-    record only after its row is in the database. A batch is written when it holds ``max_size`` outcomes or
-    ``within`` seconds after its first one, whichever comes first.
+    record only after its row is in the database. A batch is closed when it holds ``max_size`` outcomes or
+    ``within`` seconds after its first one, whichever comes first. Batches are written one at a time, in order:
+    concurrent transactions from one worker would only queue on the database's locks (SQLite's file lock, the
+    log's per-tenant locks) and, with other workers doing the same, time out and back off.
     """
 
     def __init__(
@@ -124,6 +126,7 @@ class Batcher:
         self._items: list[Loggable] = []
         self._written: asyncio.Future[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._turn = asyncio.Lock()  # FIFO: batches are written in the order they were closed
 
     async def add(self, outcome: Loggable) -> None:
         if self._written is None:
@@ -143,8 +146,13 @@ class Batcher:
             self._timer.cancel()
             self._timer = None
         if written is not None and items:
-            task = asyncio.create_task(self._write(items))
+            task = asyncio.create_task(self._write_in_turn(items))
             task.add_done_callback(lambda done: _settle(written, done))
+
+
+    async def _write_in_turn(self, items: list[Loggable]) -> None:
+        async with self._turn:
+            await self._write(items)
 
 
 def _settle(written: asyncio.Future[None], done: asyncio.Task[None]) -> None:

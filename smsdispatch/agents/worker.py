@@ -162,6 +162,13 @@ def build_worker(settings: Settings, keyring: Keyring, metrics: DispatchMetrics 
     async def health(web: Any, request: Any) -> Any:
         return web.json({"status": "ok", "tenants": len(streams.tenants_table.data), "ledger": len(ledger)})
 
+    @app.page("/ready")
+    async def ready(web: Any, request: Any) -> Any:
+        """200 once the tables are restored and no recovery runs; 503 before (a worker answers /health from
+        the start, but handles no record until its ledger and tenant tables are back from their changelogs)."""
+        restored = app.tables.recovery.completed.is_set() and not app.in_recovery
+        return web.json({"ready": restored}, status=200 if restored else 503)
+
     @app.page("/metrics")
     async def prometheus(web: Any, request: Any) -> Any:
         return web.bytes(generate_latest(metrics.registry), content_type=CONTENT_TYPE_LATEST.split(";")[0])
@@ -204,7 +211,7 @@ def build_worker(settings: Settings, keyring: Keyring, metrics: DispatchMetrics 
         for http in http_slot:
             await http.aclose()
 
-    _ = (keep_tenants, dispatch, record_outcomes, expire_ledger, health, prometheus, StatusCallback, _close)
+    _ = (keep_tenants, dispatch, record_outcomes, expire_ledger, health, ready, prometheus, StatusCallback, _close)
     return streams
 
 

@@ -16,7 +16,7 @@ from smsdispatch.cli._common import CliError, load_keyring, load_settings
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--web-port", type=int, help="port of /health, /metrics and the status receiver (6066)")
+    parser.add_argument("--web-port", type=int, help="port of /health, /ready, /metrics and the status receiver (6066)")
     parser.add_argument("--data-dir", help="the worker's local state directory (~/.local/state/smsdispatch/worker)")
     parser.add_argument("--loglevel", default="info", choices=["debug", "info", "warning", "error"])
 

@@ -132,10 +132,11 @@ class ManagedProcess:
 def worker_process(
     *, env: Mapping[str, str], web_port: int, data_dir: Path, log_path: Path, loglevel: str = "info"
 ) -> ManagedProcess:
-    """``smsdispatch worker`` with ``env`` (the SMSDISPATCH_* variables) on top of this process's environment."""
+    """``smsdispatch worker`` with ``env`` (the SMSDISPATCH_* variables) on top of this process's environment;
+    ready when ``/ready`` answers 200, i.e. once its tables are restored and it handles records."""
     argv = [*SMSDISPATCH, "worker", "--web-port", str(web_port), "--data-dir", str(data_dir), "--loglevel", loglevel]
     return ManagedProcess(
-        argv, env={**os.environ, **env}, log_path=log_path, ready_url=f"http://127.0.0.1:{web_port}/health"
+        argv, env={**os.environ, **env}, log_path=log_path, ready_url=f"http://127.0.0.1:{web_port}/ready"
     )
 
 

@@ -214,8 +214,10 @@ async def test_health_and_metrics_report_what_the_worker_did(stack: Stack) -> No
     await send_and_collect(stack.broker_url, [request(stack.tenant("live"))])
     async with httpx.AsyncClient(base_url=stack.worker_url, timeout=5) as web:
         health = (await web.get("/health")).json()
+        ready = await web.get("/ready")
         metrics = (await web.get("/metrics")).text
     assert health["status"] == "ok"
+    assert (ready.status_code, ready.json()) == (200, {"ready": True})
     assert health["tenants"] >= len(stack.tenants)
     assert 'smsdispatch_outcomes_total{code="queued",topic="sms.dispatched"}' in metrics
     assert "smsdispatch_send_seconds_count" in metrics
