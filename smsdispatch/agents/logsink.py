@@ -149,7 +149,6 @@ class Batcher:
             task = asyncio.create_task(self._write_in_turn(items))
             task.add_done_callback(lambda done: _settle(written, done))
 
-
     async def _write_in_turn(self, items: list[Loggable]) -> None:
         async with self._turn:
             await self._write(items)
