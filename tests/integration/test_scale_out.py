@@ -17,7 +17,14 @@ from smsdispatch.agents.worker import home_partition
 from smsdispatch.client import SmsClient
 from tests.integration.conftest import Stack, running_stack
 from tests.integration.outcomes import now_ms, outcome_records
-from tests.integration.scale import PARTITIONS, duplicates, held, requests_for, sms_per_body, where_are
+from tests.integration.scale import (
+    PARTITIONS,
+    duplicates,
+    held,
+    requests_for,
+    sms_per_body,
+    where_are,
+)
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.kafka, pytest.mark.slow]
 
@@ -39,15 +46,24 @@ async def test_workers_joining_leaving_and_killed_lose_nothing_and_send_nothing_
     ids = {request.request_id for request in requests}
     start = now_ms() - 1000
     async with SmsClient(group.broker_url) as client:
-        publishing = asyncio.create_task(client.publish_many(requests))
+        # Half now, half after the SIGTERM: work is still coming in when the kill comes, however fast the rest was.
+        publishing = asyncio.create_task(client.publish_many(requests[:5_000]))
         first, second, third = group.workers()
 
         await asyncio.sleep(4)
         fourth = group.add_worker()  # joins mid-run
         await asyncio.sleep(4)
         assert first.stop() == 0, "a worker told to stop exits cleanly"  # leaves on SIGTERM
-        await asyncio.sleep(4)
-        in_flight_at_kill = held(second)
+        await publishing
+        publishing = asyncio.create_task(client.publish_many(requests[5_000:]))
+        # Killed while it holds records, so the crash path is what is tested (it may be between assignments).
+        in_flight_at_kill = 0.0
+        for _ in range(450):
+            in_flight_at_kill = held(second)
+            if in_flight_at_kill > 0:
+                break
+            await asyncio.sleep(0.2)
+        assert in_flight_at_kill > 0, "the worker to be killed never held a record"
         second.kill()  # crashes with records in flight
         second.start(timeout=90)
         await publishing
