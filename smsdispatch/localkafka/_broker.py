@@ -133,12 +133,13 @@ class LocalKafka:
         if self._running_pid() is not None:
             self._wait_ready(timeout)
             return False
+        # Java first: a missing tool is the fix a newcomer needs before any port question matters.
+        java = find_java()
         for port in (self.config.port, self.config.controller_port):
             if not port_is_free(HOST, port):
                 raise LocalKafkaError(
                     f"{HOST}:{port} is already in use by another process: stop it or pick another --port."
                 )
-        java = find_java()
         libs = ensure_jars(self.jar_cache, progress)
         self._prepare_data_dir(java, libs)
         if progress is not None:
