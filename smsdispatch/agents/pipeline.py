@@ -1,8 +1,9 @@
 """Records in, handled concurrently, acknowledged in offset order per partition: the dispatcher's conveyor.
 
 This module knows nothing about Faust or Kafka clients. The runtime hands it each record as it arrives, with
-two callbacks of its own: ``ack`` (the record is done, its offset may be committed) and ``release`` (the record
-is given back unprocessed: it is not acked, so whoever owns its partition next reads it again).
+two callbacks of its own: ``ack`` (the record is done, its offset may be committed) and, optionally,
+``release`` (the record is given back unprocessed: it is not acked, so whoever owns its partition next reads it
+again). A "partition" here is any hashable name of one ack order, such as a (topic, partition) pair.
 
 Guarantees, and their limits:
 
@@ -39,7 +40,7 @@ T = TypeVar("T")
 class Work(Generic[T]):
     """One submitted record and its progress. ``token`` is the runtime's handle (its event)."""
 
-    partition: int
+    partition: Hashable
     offset: int
     token: T
     key: Hashable | None
@@ -62,13 +63,14 @@ class Pipeline(Generic[T]):
         self,
         *,
         ack: Callable[[T], Awaitable[Any]],
-        release: Callable[[T], None],
+        release: Callable[[T], None] | None = None,
         max_pending: int = 5000,
     ) -> None:
         self._ack = ack
-        self._release = release
+        # Nothing to do by default: a runtime that re-reads from the committed offset gets them back anyway.
+        self._release = release or (lambda token: None)
         self._room = asyncio.Semaphore(max_pending)
-        self._by_partition: dict[int, deque[Work[T]]] = {}
+        self._by_partition: dict[Hashable, deque[Work[T]]] = {}
         self._last_of_key: dict[Hashable, Work[T]] = {}
         self._draining = False
         #: Bumped by every drain: a submit that was waiting for room across a drain gives its record back.
@@ -78,7 +80,7 @@ class Pipeline(Generic[T]):
         return sum(len(queue) for queue in self._by_partition.values())
 
     async def submit(
-        self, partition: int, offset: int, token: T, handler: Handler[T], key: Hashable | None = None
+        self, partition: Hashable, offset: int, token: T, handler: Handler[T], key: Hashable | None = None
     ) -> None:
         """Start ``handler`` for a record; returns once it is started (waits while ``max_pending`` are held).
 
@@ -108,7 +110,7 @@ class Pipeline(Generic[T]):
         except Exception:
             # The handler's own job is to turn every failure into an outcome; reaching here is a bug. The record
             # stays unacked (never committed without an outcome) and holds its partition's acks until a drain.
-            log.exception("handling the record at partition %d offset %d failed", work.partition, work.offset)
+            log.exception("handling the record at partition %s offset %d failed", work.partition, work.offset)
             return
         finally:
             work.finished.set()
@@ -117,7 +119,7 @@ class Pipeline(Generic[T]):
         work.done = True
         await self._ack_ready(work.partition)
 
-    async def _ack_ready(self, partition: int) -> None:
+    async def _ack_ready(self, partition: Hashable) -> None:
         queue = self._by_partition.get(partition)
         while queue and queue[0].done and not self._draining:
             work = queue.popleft()

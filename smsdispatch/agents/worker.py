@@ -1,10 +1,11 @@
 """The worker: the Faust app with its agents (tenants, dispatcher, log sink) and web pages.
 
-Each agent catches every error inside its loop: Faust acks an event whose agent raised and never retries it
-(shared/reference/faust-kafka.md), so an escaping exception would be a lost message. The dispatcher and the log
-sink read with acks off (``stream.noack()``) and hand each record to a
-:class:`~smsdispatch.agents.pipeline.Pipeline`, which acks it once handled, in offset order, and which the app
-drains on every rebalance and at shutdown (:class:`~smsdispatch.streams.app.DrainingApp`).
+Each agent catches every error inside its loop: an exception escaping an agent restarts it past the record.
+Faust's own acking is off for every topic the worker reads (:mod:`smsdispatch.streams.commits` says why): the
+dispatcher and the log sink hand each record to a :class:`~smsdispatch.agents.pipeline.Pipeline`, which reports
+it done once handled, in offset order per partition, to the worker's
+:class:`~smsdispatch.streams.commits.OffsetCommitter`. The app drains the pipelines and commits on every
+rebalance and at shutdown (:class:`~smsdispatch.streams.app.DrainingApp`), and commits every second between.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from smsdispatch.providers import RetryPolicy, TwilioHttp
 from smsdispatch.settings import Settings
 from smsdispatch.streams import topics
 from smsdispatch.streams.app import StreamsApp, create_app
+from smsdispatch.streams.broker_health import BrokerHealth
 from smsdispatch.streams.ledger import Ledger
 from smsdispatch.streams.tenant_progress import TenantStreamProgress
 from smsdispatch.streams.tenants import TenantDirectory
@@ -58,6 +60,7 @@ def build_worker(settings: Settings, keyring: Keyring, metrics: DispatchMetrics 
     tenants = TenantDirectory(streams.tenants_table.data, keyring.unseal)
     ledger = Ledger(streams.ledger_table.data, streams.write_ledger)
     sink = LogSink(settings.database_url, metrics)
+    broker = BrokerHealth(lambda: app.producer.probe())
     progress = TenantStreamProgress(
         settings.broker, app.conf.id, lambda tenant_id: home_partition(tenant_id, settings.partitions)
     )
@@ -104,6 +107,7 @@ def build_worker(settings: Settings, keyring: Keyring, metrics: DispatchMetrics 
             except Exception:
                 log.exception("could not apply an sms.tenants record")
             progress.applied(event.message.partition, event.message.offset)
+            streams.commits.done(event.message.topic, event.message.partition, event.message.offset)
 
     # Not isolated_partitions (it kills the worker on a rebalance) and not take_events (it acks a batch that was
     # cancelled or raised): each record goes into a pipeline that starts it at once and acks in offset order.
@@ -118,13 +122,23 @@ def build_worker(settings: Settings, keyring: Keyring, metrics: DispatchMetrics 
             metrics.drained.labels(name, "released").inc(released)
             if acked or released:
                 log.info("%s drained: %d records finished and acked, %d given back unacked", name, acked, released)
+        # While the partitions are still this worker's: their next owner starts after what was finished here.
+        await streams.commits.flush()
 
     app.drain_hooks.append(drain)
 
+    @app.timer(interval=1.0)
+    async def commit_offsets() -> None:
+        if app.rebalancing:
+            return  # the drain commits at the revocation; a commit now would be refused
+        try:
+            await streams.commits.flush()
+        except Exception:
+            log.exception("committing offsets failed; the next pass retries")
+
     @app.agent(streams.requested, name="smsdispatch.dispatcher")
     async def dispatch(stream: Any) -> None:
-        manual = stream.noack()
-        async for event in manual.events():
+        async for event in stream.events():
             message = event.message
             record = InboundRecord(
                 key=event.key,
@@ -136,19 +150,16 @@ def build_worker(settings: Settings, keyring: Keyring, metrics: DispatchMetrics 
             core = dispatcher()
             routed = core.route(record)
             handler = partial(core.handle, routed)
-            await dispatching.submit(message.partition, message.offset, (manual, event), handler, key=routed.key)
+            await dispatching.submit(message.partition, message.offset, message, handler, key=routed.key)
 
     @app.agent(streams.outcomes, name="smsdispatch.logsink")
     async def record_outcomes(stream: Any) -> None:
-        manual = stream.noack()
-        async for event in manual.events():
+        async for event in stream.events():
             message = event.message
             outcome = parse_outcome(message.topic, event.value)
             handler = partial(_log_one, batcher, outcome)
-            # The sink reads three topics: each topic-partition gets its own ack order. (Two sharing a lane by a
-            # hash collision would only ack more strictly in order, never out of it.)
-            lane = hash((message.topic, message.partition))
-            await logging_outcomes.submit(lane, message.offset, (manual, event), handler)
+            # The sink reads three topics: each topic-partition has its own ack order.
+            await logging_outcomes.submit((message.topic, message.partition), message.offset, message, handler)
 
     @app.timer(interval=60.0)
     async def expire_ledger() -> None:
@@ -158,16 +169,25 @@ def build_worker(settings: Settings, keyring: Keyring, metrics: DispatchMetrics 
         except Exception:
             log.exception("a ledger expiry pass failed; the next one retries")
 
+    @app.timer(interval=5.0)
+    async def probe_broker() -> None:
+        await broker.check()
+
     @app.page("/health")
     async def health(web: Any, request: Any) -> Any:
-        return web.json({"status": "ok", "tenants": len(streams.tenants_table.data), "ledger": len(ledger)})
+        """Always 200 while the process serves (a restart would not bring Kafka back); ``status`` is
+        ``degraded`` while Kafka is unreachable."""
+        status = "ok" if broker.reachable else "degraded"
+        body = {"status": status, "kafka": broker.report(), "tenants": len(streams.tenants_table.data)}
+        return web.json({**body, "ledger": len(ledger)})
 
     @app.page("/ready")
     async def ready(web: Any, request: Any) -> Any:
-        """200 once the tables are restored and no recovery runs; 503 before (a worker answers /health from
-        the start, but handles no record until its ledger and tenant tables are back from their changelogs)."""
+        """200 once the tables are restored, no recovery runs and Kafka answers; 503 otherwise (a worker answers
+        /health from the start, but handles no record until its ledger and tenant tables are back)."""
         restored = app.tables.recovery.completed.is_set() and not app.in_recovery
-        return web.json({"ready": restored}, status=200 if restored else 503)
+        ready = restored and broker.reachable
+        return web.json({"ready": ready, "kafka": broker.reachable}, status=200 if ready else 503)
 
     @app.page("/metrics")
     async def prometheus(web: Any, request: Any) -> Any:
@@ -197,12 +217,6 @@ def build_worker(settings: Settings, keyring: Keyring, metrics: DispatchMetrics 
             await streams.publish(topics.STATUS, tenant_id.encode(), status.to_bytes())
             return self.text("", status=200)
 
-    @app.on_after_configured.connect
-    def _quiet(app_: Any, **_: Any) -> None:
-        logging.getLogger("aiokafka").setLevel(logging.WARNING)
-        # One line per HTTP call to Twilio would drown the one line per outcome (and cost CPU at volume).
-        logging.getLogger("httpx").setLevel(logging.WARNING)
-
     @app.on_before_shutdown.connect
     async def _close(app_: Any, **_: Any) -> None:
         # After the consumer has stopped, so no batch is using them any more.
@@ -211,7 +225,9 @@ def build_worker(settings: Settings, keyring: Keyring, metrics: DispatchMetrics 
         for http in http_slot:
             await http.aclose()
 
-    _ = (keep_tenants, dispatch, record_outcomes, expire_ledger, health, ready, prometheus, StatusCallback, _close)
+    # Registered on the app by their decorators; named here so that nothing reads as unused.
+    _ = (keep_tenants, dispatch, record_outcomes, commit_offsets, expire_ledger, probe_broker)
+    _ = (health, ready, prometheus, StatusCallback, _close)
     return streams
 
 
@@ -221,16 +237,13 @@ def _retry_within(send_deadline: float) -> RetryPolicy:
 
 
 def _pipeline(streams: StreamsApp, metrics: DispatchMetrics, name: str, max_pending: int) -> Pipeline[Any]:
-    """A pipeline whose tokens are (stream, event): acked through the stream (Faust's sensors see it)."""
+    """A pipeline whose tokens are Faust messages; a record done is reported to the worker's committer. A record
+    given back needs nothing: its offset is never reported, and Faust re-reads from the committed offset."""
 
-    async def ack(token: tuple[Any, Any]) -> None:
-        stream, event = token
-        await stream.ack(event)
+    async def ack(message: Any) -> None:
+        streams.commits.done(message.topic, message.partition, message.offset)
 
-    def release(token: tuple[Any, Any]) -> None:
-        streams.release(token[1])
-
-    pipeline: Pipeline[Any] = Pipeline(ack=ack, release=release, max_pending=max_pending)
+    pipeline: Pipeline[Any] = Pipeline(ack=ack, max_pending=max_pending)
     metrics.held.labels(name).set_function(lambda: len(pipeline))
     return pipeline
 

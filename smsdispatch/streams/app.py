@@ -6,31 +6,80 @@ Configuration choices, each because of a Faust trap (shared/reference/faust-kafk
 * raw bytes in and out (``value_serializer="raw"``): values are decoded by pydantic, so a bad record becomes
   an ``invalid_request`` outcome instead of a decode error that Faust would ack and drop;
 * ``table_standby_replicas=0`` and the in-memory store: tables recover from their changelogs on start;
-* ``stream_wait_empty``: on a rebalance (and on shutdown) Faust pauses fetching and waits until every record
-  it handed out is acked before it commits and gives partitions away. :class:`DrainingApp` runs the drain
-  hooks (the pipelines' :meth:`~smsdispatch.agents.pipeline.Pipeline.drain`) at the start of that wait, so
-  in-flight sends finish within a bound, and records not finished are given back (:meth:`StreamsApp.release`)
-  rather than acked;
+* the topics the worker consumes are read with Faust's acking off (``acks=False``): Faust acks records it
+  skips after a rebalance and gaps it sees, and commits past unprocessed records (measured; see
+  :mod:`smsdispatch.streams.commits`). The worker commits those offsets itself (:attr:`StreamsApp.commits`);
+* ``stream_wait_empty``: on a rebalance (and on shutdown) Faust pauses fetching and waits for its streams
+  before it gives partitions away. :class:`DrainingApp` runs the drain hooks (the pipelines'
+  :meth:`~smsdispatch.agents.pipeline.Pipeline.drain`, then a commit of what they finished) at the start of
+  that wait, so in-flight sends finish within a bound, and records not finished are read again from the
+  committed offset (Faust seeks every assigned partition there after each rebalance, and
+  :class:`RewindingConsumer` makes that hold for partitions never committed too);
+* the producer is idempotent (:class:`IdempotentProducer`), so a retried write never lands twice;
 * no ``isolated_partitions``: on revocation it cancels its actors and the worker exits (faust-streaming #529).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import faust
+from faust.transport.drivers.aiokafka import Consumer as AiokafkaConsumer
+from faust.transport.drivers.aiokafka import Producer as AiokafkaProducer
+from faust.types import TP
 
 from smsdispatch.settings import Settings
 from smsdispatch.streams import topics
+from smsdispatch.streams.commits import OffsetCommitter
 
 log = logging.getLogger(__name__)
 
 DrainHook = Callable[[], Awaitable[None]]
+
+
+class IdempotentProducer(AiokafkaProducer):
+    """Faust's aiokafka producer with idempotence on, as Kafka's Java clients default to (Faust turns it on only
+    for transactions): a write retried after a lost acknowledgement, e.g. across a broker restart, lands once
+    instead of as a second, duplicate outcome record."""
+
+    def _settings_extra(self) -> Mapping[str, Any]:
+        return {**super()._settings_extra(), "acks": "all", "enable_idempotence": True}
+
+    async def probe(self) -> None:
+        """One metadata request over the producer's connections; raises when no broker answers."""
+        await self._ensure_producer().client.fetch_all_metadata()
+
+
+class RewindingConsumer(AiokafkaConsumer):
+    """Faust's aiokafka consumer, except that after a rebalance a partition the group never committed is read
+    from its beginning.
+
+    Faust seeks every assigned partition to its committed offset after each rebalance, so that records it
+    skipped as stale (fetched before the rebalance) are read again. But aiokafka's ``seek_to_committed`` does
+    not seek a partition without a committed offset (or committed at 0): its position stays past the skipped
+    records, and the first commit after them jumps over them. Measured on a fresh broker: 142 of 10,000
+    requests, all at the start of partitions, never processed. The beginning is where ``auto_offset_reset``
+    (earliest) would have started; what was finished but not yet committed is read again, and the ledger makes
+    that harmless.
+    """
+
+    async def perform_seek(self) -> None:
+        committed = await self.seek_to_committed()
+        never = [tp for tp, offset in committed.items() if not offset and not self._is_changelog_tp(tp)]
+        if never:
+            await self._thread.seek_to_beginning(*never)
+        # Faust's own bookkeeping (Consumer.perform_seek): where reading resumes, what is committed.
+        self._read_offset.update(
+            {tp: offset if offset is not None and offset >= 0 else None for tp, offset in committed.items()}
+        )
+        self._committed_offset.update(
+            {TP(tp.topic, tp.partition): offset or None for tp, offset in committed.items() if offset is not None}
+        )
 
 
 class DrainingApp(faust.App):
@@ -44,6 +93,19 @@ class DrainingApp(faust.App):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.drain_hooks: list[DrainHook] = []
+
+    def _new_consumer(self) -> Any:
+        return RewindingConsumer(
+            self.transport,
+            callback=self.topics.on_message,
+            on_partitions_revoked=self._on_partitions_revoked,
+            on_partitions_assigned=self._on_partitions_assigned,
+            beacon=self.beacon,
+            loop=self.loop,
+        )
+
+    def _new_producer(self) -> Any:
+        return IdempotentProducer(self.transport, loop=self.loop, beacon=self.beacon)
 
     async def _consumer_wait_empty(self, consumer: Any, logger: Any) -> None:
         for hook in self.drain_hooks:
@@ -64,16 +126,12 @@ class StreamsApp:
     outcomes: Any
     tenants_table: Any
     ledger_table: Any
+    commits: OffsetCommitter
 
     async def publish(self, topic: str, key: bytes, value: bytes | None, partition: int | None = None) -> Any:
         """Send one record now (not attached to the current event) and wait until Kafka has it."""
         delivery = await self.app.producer.send(topic, key, value, partition, None, None)
         return await delivery
-
-    def release(self, event: Any) -> None:
-        """Give a record back unacked: Faust stops waiting for it, and never commits past it, so the partition's
-        next owner (maybe this worker again) reads it again."""
-        self.app.consumer.unacked.discard(event.message)
 
     async def write_ledger(self, key: bytes, value: bytes | None, partition: int) -> Any:
         return await self.publish(self.ledger_table.changelog_topic.get_topic_name(), key, value, partition)
@@ -125,7 +183,8 @@ def create_app(settings: Settings) -> StreamsApp:
             "retention.ms": str(int(retention.total_seconds() * 1000)),
         },
     )
-    return StreamsApp(app, requested, tenants_source, outcomes, tenants_table, ledger_table)
+    commits = OffsetCommitter(lambda: app.consumer)
+    return StreamsApp(app, requested, tenants_source, outcomes, tenants_table, ledger_table, commits)
 
 
 def _raw_topic(app: Any, *names: str, partitions: int | None = None) -> Any:
@@ -136,4 +195,5 @@ def _raw_topic(app: Any, *names: str, partitions: int | None = None) -> Any:
         value_type=bytes,
         key_serializer="raw",
         value_serializer="raw",
+        acks=False,  # the worker commits these offsets itself (streams/commits.py)
     )
