@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from datetime import UTC, datetime
 
@@ -53,7 +52,8 @@ def error_info(error: ProviderError, message: str | None = None) -> ErrorInfo:
 
 
 def log_outcome(logger: logging.Logger, outcome: Outcome) -> None:
-    """One JSON line per outcome: ids, status or error code, attempts. Bodies and credentials stay out."""
+    """One line per outcome whose fields (ids, status or error code, attempts) the worker's JSON log lines carry
+    as keys of their own. Bodies and credentials stay out."""
     line: dict[str, object] = {
         "event": "sms.dispatched" if isinstance(outcome, SmsDispatched) else "sms.failed",
         "request_id": outcome.request_id,
@@ -69,4 +69,4 @@ def log_outcome(logger: logging.Logger, outcome: Outcome) -> None:
             retryable=outcome.error.retryable,
             reason=outcome.error.message,
         )
-    logger.info(json.dumps(line, separators=(",", ":")))
+    logger.info("%s %s", line["event"], outcome.request_id, extra={"fields": line})
