@@ -136,13 +136,37 @@ class Dispatcher:
         return Routed(record, decoded, key=ledger_key(decoded.tenant_id, decoded.request_id))
 
     async def handle(self, routed: Routed, work: Work[Any]) -> None:
-        """Answer one routed record; returns once its outcome (or forward) is durable in Kafka."""
+        """Answer one routed record; returns once its outcome (or forward) is durable in Kafka.
+
+        A bug anywhere in here becomes this record's own outcome (``outcome_unknown`` for a request, which may
+        have been sent; ``invalid_request`` for a record that was not one), never a stalled partition.
+        """
         self._metrics.requests.inc()
         decoded = routed.decoded
-        if isinstance(decoded, SmsRequested) and routed.key is not None:
-            await self._dispatch(routed.record, decoded, routed.key, work)
+        try:
+            if isinstance(decoded, SmsRequested) and routed.key is not None:
+                await self._dispatch(routed.record, decoded, routed.key, work)
+            else:
+                await self._answer_once(routed, work)
+        except Exception as exc:
+            record = routed.record
+            log.exception("handling the record at partition %d offset %d failed", record.partition, record.offset)
+            await self._answer_bug(routed, work, exc)
+
+    async def _answer_bug(self, routed: Routed, work: Work[Any], exc: Exception) -> None:
+        """The outcome of a record whose handling raised. Recorded under the record's ledger key (or its origin),
+        so a redelivery repeats it instead of trying again what failed in an unknown state."""
+        work.irrevocable()
+        record, decoded = routed.record, routed.decoded
+        what = f"internal error while handling it ({type(exc).__name__})"
+        if isinstance(decoded, SmsRequested):
+            error = ErrorInfo(code=ErrorCode.OUTCOME_UNKNOWN, message=f"{what}; it may have been sent")
+            outcome: Outcome = failed_outcome(decoded, error, attempts=0)
         else:
-            await self._answer_once(routed, work)
+            # Echo only the identity: whatever else the record held may be what broke.
+            error = ErrorInfo(code=ErrorCode.INVALID_REQUEST, message=f"{decoded.error.message}; {what}")
+            outcome = SmsFailed(request_id=decoded.request_id, tenant_id=decoded.tenant_id, error=error)
+        await self._finish(routed.key or origin_key(record.partition, record.offset), record, outcome)
 
     async def _answer_once(self, routed: Routed, work: Work[Any]) -> None:
         """A failure decided by decoding, or a forward: published once per record, remembered by origin."""

@@ -46,7 +46,9 @@ def own_broker() -> Iterator[LocalKafka]:
 @pytest.fixture(scope="module")
 def stack(own_broker: LocalKafka, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     base = tmp_path_factory.mktemp("broker-restart")
-    with running_stack(own_broker.broker_url, base, simulator_args=["--latency-ms", "50"]) as running:
+    # Slow enough (5 tenants x 10 sends x 200 ms: about 250 outcomes/s) that the outage hits work in flight.
+    env = {"SMSDISPATCH_TENANT_CONCURRENCY": "10"}
+    with running_stack(own_broker.broker_url, base, simulator_args=["--latency-ms", "200"], env=env) as running:
         yield running
 
 
@@ -60,11 +62,11 @@ async def test_a_broker_restart_mid_traffic_gives_each_request_one_outcome_with_
     stack: Stack, own_broker: LocalKafka
 ) -> None:
     tenants = [stack.register_live(f"r{n}") for n in range(5)]
-    requests = requests_for(tenants, 3_000, f"restart-{uuid.uuid4().hex[:6]}")
+    requests = requests_for(tenants, 4_000, f"restart-{uuid.uuid4().hex[:6]}")
     ids = {request.request_id for request in requests}
     start = now_ms() - 1000
     async with SmsClient(stack.broker_url) as client:
-        await client.publish_many(requests[:2_000])
+        await client.publish_many(requests[:3_000])
     await wait_until(
         lambda: worker_metric(stack.worker_url, "smsdispatch_outcomes_total") >= 300, 60, "the worker got busy"
     )
@@ -72,6 +74,7 @@ async def test_a_broker_restart_mid_traffic_gives_each_request_one_outcome_with_
     lines_before = len(stack.worker.log_text().splitlines())
     own_broker.stop()
     await wait_until(lambda: health(stack)["status"] == "degraded", 20, "/health saying degraded")
+    answered_before_outage = worker_metric(stack.worker_url, "smsdispatch_outcomes_total")
     await asyncio.sleep(OUTAGE_SECONDS)
     lines_during = len(stack.worker.log_text().splitlines()) - lines_before
     degraded = health(stack)
@@ -79,13 +82,15 @@ async def test_a_broker_restart_mid_traffic_gives_each_request_one_outcome_with_
     await wait_until(lambda: health(stack)["status"] == "ok", 60, "/health back to ok")
 
     async with SmsClient(stack.broker_url) as client:
-        await client.publish_many(requests[2_000:])
+        await client.publish_many(requests[3_000:])
     try:
         records = await outcome_records(stack.broker_url, start, ids, timeout=180)
     except AssertionError as missing:
         raise AssertionError(f"{missing}\n{await where_are(stack.broker_url, start, ids)}") from None
 
-    print(f"\n{lines_during} log lines during a {OUTAGE_SECONDS}s outage; /health said {degraded}")
+    print(f"\n{answered_before_outage:.0f} of 3000 requests answered when Kafka went away")
+    print(f"{lines_during} log lines during a {OUTAGE_SECONDS}s outage; /health said {degraded}")
+    assert answered_before_outage < 3_000, "the outage hit work in progress"
     kafka = degraded["kafka"]
     assert isinstance(kafka, dict)
     assert kafka["reachable"] is False
