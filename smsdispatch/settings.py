@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     #: On a rebalance or shutdown, how long sends in flight may take to finish; must stay well under the
     #: group's rebalance timeout (60 s). Unfinished records are given back unacked.
     drain_seconds: float = Field(default=20.0, gt=0)
+    #: A worker told to stop (SIGTERM, Ctrl-C) exits within this long, whatever is stuck (a broker away, say);
+    #: what it could not finish is left uncommitted for the next owner. At least drain_seconds + 5 is used.
+    stop_seconds: float = Field(default=30.0, gt=0)
 
 
 def bootstrap_servers(broker_url: str) -> str:

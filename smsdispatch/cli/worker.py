@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
+import threading
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 from smsdispatch.cli._common import CliError, load_keyring, load_settings
@@ -55,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
         )
     streams = build_worker(settings, keyring)
     os.makedirs(streams.app.conf.datadir, exist_ok=True)
-    worker = Worker(
+    worker = bounded_stop_worker(Worker, max(settings.stop_seconds, settings.drain_seconds + 5))(
         streams.app,
         loglevel=args.loglevel.upper(),
         logging_config=worker_logging(args.loglevel.upper()),
@@ -64,6 +68,32 @@ def run(args: argparse.Namespace) -> int:
     )
     worker.execute_from_commandline()
     return 0  # pragma: no cover - execute_from_commandline exits the process
+
+
+def bounded_stop_worker(worker_class: type[Any], seconds: float, exit: Callable[[int], None] = os._exit) -> type[Any]:
+    """Faust's Worker, with a watchdog armed by the first stop signal: if the process has not exited ``seconds``
+    later (a shutdown stuck on a broker that is away, a send that never returns), it exits with status 1.
+    Nothing is lost by that: offsets are committed only for finished records, so the rest is read again."""
+
+    class BoundedStopWorker(worker_class):  # type: ignore[misc]
+        def _schedule_shutdown(self, signal: Any) -> None:
+            if not self._signal_stop_time:
+                watchdog = threading.Timer(seconds, _give_up, args=(seconds, exit))
+                watchdog.daemon = True
+                watchdog.start()
+            super()._schedule_shutdown(signal)
+
+    return BoundedStopWorker
+
+
+def _give_up(seconds: float, exit: Callable[[int], None]) -> None:
+    logging.getLogger("smsdispatch.worker").error(
+        "the worker did not stop within %.0fs of the stop signal; exiting now, unfinished records stay uncommitted",
+        seconds,
+    )
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    exit(1)
 
 
 def _is_http_url(url: str) -> bool:

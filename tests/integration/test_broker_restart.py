@@ -10,6 +10,7 @@ import asyncio
 import json
 import shutil
 import tempfile
+import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -23,7 +24,7 @@ from smsdispatch.testing.kafka import free_ports
 from smsdispatch.testing.processes import worker_metric
 from tests.integration.conftest import Stack, running_stack
 from tests.integration.outcomes import now_ms, outcome_records
-from tests.integration.scale import duplicates, requests_for, sms_per_body, wait_until, where_are
+from tests.integration.scale import duplicates, held, requests_for, sms_per_body, wait_until, where_are
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.kafka, pytest.mark.slow]
 
@@ -47,7 +48,8 @@ def own_broker() -> Iterator[LocalKafka]:
 def stack(own_broker: LocalKafka, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     base = tmp_path_factory.mktemp("broker-restart")
     # Slow enough (5 tenants x 10 sends x 200 ms: about 250 outcomes/s) that the outage hits work in flight.
-    env = {"SMSDISPATCH_TENANT_CONCURRENCY": "10"}
+    # A short send deadline keeps the fence after a stop that gave up (deadline + 2 s) short enough for CI.
+    env = {"SMSDISPATCH_TENANT_CONCURRENCY": "10", "SMSDISPATCH_SEND_DEADLINE_SECONDS": "10"}
     with running_stack(own_broker.broker_url, base, simulator_args=["--latency-ms", "200"], env=env) as running:
         yield running
 
@@ -102,3 +104,37 @@ async def test_a_broker_restart_mid_traffic_gives_each_request_one_outcome_with_
     assert len(sent) == len(requests), "every request was sent"
     assert set(sent.values()) == {1}, "exactly one SMS per request"
     assert stack.worker.running(), f"the worker exited:\n{stack.worker.log_tail()}"
+
+
+async def test_a_worker_told_to_stop_while_kafka_is_away_exits_within_its_bound_and_loses_nothing(
+    stack: Stack, own_broker: LocalKafka
+) -> None:
+    tenants = [stack.register_live(f"s{n}") for n in range(3)]
+    requests = requests_for(tenants, 1_500, f"stuck-{uuid.uuid4().hex[:6]}")
+    ids = {request.request_id for request in requests}
+    start = now_ms() - 1000
+    async with SmsClient(stack.broker_url) as client:
+        await client.publish_many(requests)
+    await wait_until(lambda: held(stack.worker) >= 20, 60, "the worker holding records")
+
+    own_broker.stop()
+    await wait_until(lambda: health(stack)["status"] == "degraded", 20, "/health saying degraded")
+    in_flight = held(stack.worker)
+    stopping = time.monotonic()
+    code = stack.worker.stop(timeout=90)
+    took = time.monotonic() - stopping
+    own_broker.start()
+    stack.worker.start(timeout=90)
+
+    try:
+        records = await outcome_records(stack.broker_url, start, ids, timeout=180)
+    except AssertionError as missing:
+        raise AssertionError(f"{missing}\n{await where_are(stack.broker_url, start, ids)}") from None
+    twice = duplicates(records)
+    print(f"\nstopped in {took:.1f}s (exit {code}) holding {in_flight:.0f} records; {len(twice)} outcomes twice")
+    assert took < 30 + 5, "the stop is bounded (SMSDISPATCH_STOP_SECONDS, 30 s) even with Kafka away"
+    assert len(twice) <= in_flight, "only records held at the stop may be answered twice"
+    assert all(len(set(values)) == 1 for values in twice.values()), "a duplicate is byte-identical"
+    sent = sms_per_body(stack, {request.body for request in requests})
+    assert len(sent) == len(requests), "every request was sent"
+    assert set(sent.values()) == {1}, "exactly one SMS per request"

@@ -38,6 +38,8 @@ def group(kafka_broker_url: str, tmp_path_factory: pytest.TempPathFactory) -> It
         yield stack
 
 
+# Longer than the outcome wait below, so a run that misses requests ends with where they are, not a bare timeout.
+@pytest.mark.timeout(600)
 async def test_workers_joining_leaving_and_killed_lose_nothing_and_send_nothing_twice(group: Stack) -> None:
     tenants = [group.register_live(f"t{n}") for n in range(20)]
     group.add_worker()
