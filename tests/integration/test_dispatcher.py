@@ -17,7 +17,14 @@ from smsdispatch.schemas import ErrorCode, SmsDispatched, SmsFailed, SmsRequeste
 from smsdispatch.settings import bootstrap_servers
 from smsdispatch.streams import topics
 from tests.integration.conftest import Stack
-from tests.integration.outcomes import collect, inject_faults, now_ms, send_and_collect, simulator_messages
+from tests.integration.outcomes import (
+    collect,
+    inject_faults,
+    now_ms,
+    outcome_records,
+    send_and_collect,
+    simulator_messages,
+)
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.kafka]
 
@@ -126,6 +133,49 @@ async def test_malformed_records_each_get_one_failure_and_the_worker_keeps_going
     assert sum(1 for f in failures if f.request_id is None) == len(raw_values)
     outcome = (await send_and_collect(stack.broker_url, [good]))[good.request_id]
     assert isinstance(outcome, SmsDispatched)
+
+
+async def test_poison_pills_each_get_one_outcome_and_the_requests_behind_them_are_dispatched(stack: Stack) -> None:
+    """The three records that once stalled a partition forever (issue: hostile input), through a real worker."""
+    tenant = stack.tenant("live")
+    marker = uuid.uuid4().hex
+    base = {"tenant_id": tenant, "to": "+14155552671", "body": "pill"}
+    nul_metadata = {**base, "request_id": f"{marker}-nul", "metadata": {"k": "v\u0000"}}
+    long_metadata = {**base, "request_id": f"{marker}-long", "metadata": {"k": "x" * 20_000}}
+    # Valid (unknown fields are ignored), about 1 MB, unkeyed: it is forwarded to its tenant's partition.
+    huge_unkeyed = {**base, "request_id": f"{marker}-huge", "padding": "x" * 990_000}
+    normal = [request(tenant) for _ in range(10)]
+    start = now_ms() - 1000
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers(stack.broker_url), max_request_size=2_000_000)
+    await producer.start()
+    try:
+        await producer.send_and_wait(topics.REQUESTED, json.dumps(nul_metadata).encode(), key=tenant.encode())
+        await producer.send_and_wait(topics.REQUESTED, json.dumps(long_metadata).encode(), key=tenant.encode())
+        await producer.send_and_wait(topics.REQUESTED, json.dumps(huge_unkeyed).encode(), key=None)
+        for good in normal:
+            await producer.send_and_wait(topics.REQUESTED, good.to_bytes(), key=tenant.encode())
+    finally:
+        await producer.stop()
+    ids = {f"{marker}-nul", f"{marker}-long", f"{marker}-huge"} | {good.request_id for good in normal}
+
+    records = await outcome_records(stack.broker_url, start, ids, timeout=60)
+
+    assert len(records) == len(ids), "exactly one outcome each"
+    outcomes = {request_id: parse_outcome_value(value) for request_id, value in records}
+    for pill in (f"{marker}-nul", f"{marker}-long"):
+        failed = outcomes[pill]
+        assert isinstance(failed, SmsFailed)
+        assert failed.error.code == ErrorCode.INVALID_REQUEST
+        assert failed.metadata == {}, "metadata that breaks the rules is not echoed"
+        assert "metadata is not echoed" in failed.error.message
+    assert isinstance(outcomes[f"{marker}-huge"], SmsDispatched), "the unknown field is ignored, the request sent"
+    assert all(isinstance(outcomes[good.request_id], SmsDispatched) for good in normal)
+
+
+def parse_outcome_value(value: bytes) -> SmsDispatched | SmsFailed:
+    if b'"provider_message_id"' in value:
+        return SmsDispatched.model_validate_json(value)
+    return SmsFailed.model_validate_json(value)
 
 
 async def test_same_request_id_twice_sends_one_sms_and_repeats_its_outcome(stack: Stack) -> None:
