@@ -2,7 +2,7 @@
 
     log = await DispatchLog.open("sqlite+aiosqlite:///smsdispatch.db")
     await log.record([dispatched, failed, receipt])   # one transaction
-    row = await log.get("req-1")
+    row = await log.get("req-1", tenant_id="acme")   # rows are keyed by (tenant_id, request_id)
     await log.close()
 
 The upsert rules are described in ``upserts.py`` (ranks and row keys in ``rows.py``), the schema
@@ -12,11 +12,12 @@ migrations in ``migrations.py``.
 from smsdispatch.storage.dispatch_log import DispatchLog, DispatchLogRow, DispatchLogSummary
 from smsdispatch.storage.errors import SchemaTooNew, StorageError, StorageUnavailable
 from smsdispatch.storage.migrations import MIGRATIONS, Migration
-from smsdispatch.storage.rows import FINAL_STATUSES, status_rank, unreadable_request_id
+from smsdispatch.storage.rows import FINAL_STATUSES, NO_TENANT, status_rank, unreadable_request_id
 
 __all__ = [
     "FINAL_STATUSES",
     "MIGRATIONS",
+    "NO_TENANT",
     "DispatchLog",
     "DispatchLogRow",
     "DispatchLogSummary",

@@ -1,4 +1,9 @@
-"""The dispatch log: where every outcome of every request ends up, one row per request_id."""
+"""The dispatch log: where every outcome of every request ends up, one row per (tenant_id, request_id).
+
+request_id is unique per tenant only, so the tenant is part of every row's key, and an outcome or receipt
+only ever changes rows of its own tenant, whose SID (once known) is the one it names: a status callback
+that tenant B signed naming tenant A's request_id and SID cannot touch A's row (see ``upserts.py``).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, Self
 
-from sqlalchemy import Row, delete, func, select
+from sqlalchemy import Row, Select, delete, func, select
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -26,10 +31,13 @@ _MAX_RECENT = 10_000
 
 @dataclass(frozen=True, slots=True)
 class DispatchLogRow:
-    """One row of ``notification_dispatch_log``: what is known about one request."""
+    """One row of ``notification_dispatch_log``: what is known about one request of one tenant.
+
+    ``(tenant_id, request_id)`` is the row's key; tenant_id is "" for an outcome that named no tenant.
+    """
 
     request_id: str
-    tenant_id: str | None
+    tenant_id: str
     provider: str | None
     provider_message_id: str | None
     to_number: str | None
@@ -120,11 +128,12 @@ class DispatchLog:
                 await apply_batch(connection, batch)
 
     async def apply_pending_receipts(self) -> int:
-        """Apply every parked receipt whose SID now has a row; return how many were applied.
+        """Apply every parked receipt whose tenant now has a row with its SID; return how many were applied.
 
-        :meth:`record` already does this for the SIDs of each batch; this sweep is the backstop for a
-        receipt whose tenant_id differs from its outcome's (then their writers do not share a tenant lock
-        and each may miss the other's uncommitted row). One transaction per tenant, under its lock.
+        :meth:`record` already does this for the SIDs of each batch, under the tenant's lock; this sweep is
+        the backstop for anything a writer left behind (such as receipts parked before an upgrade). A
+        receipt applies only to a row of its own tenant carrying its SID; one naming another tenant's SID
+        stays parked until :meth:`purge_pending_receipts`. One transaction per tenant, under its lock.
         """
         tenants = select(pending_receipts.c.tenant_id).distinct()
         applied = 0
@@ -148,17 +157,31 @@ class DispatchLog:
             async with self._engine.begin() as connection:
                 return (await connection.execute(statement)).rowcount
 
-    async def get(self, request_id: str) -> DispatchLogRow | None:
-        """The row for ``request_id``, or None if nothing about it has been recorded."""
-        query = select(*_ROW_COLUMNS).where(dispatch_log.c.request_id == request_id)
-        with _storage_errors("reading the dispatch log"):
-            async with self._engine.connect() as connection:
-                row = (await connection.execute(query)).first()
-        return None if row is None else _to_row(row)
+    async def get(self, request_id: str, tenant_id: str | None = None) -> DispatchLogRow | None:
+        """The row for ``request_id`` of ``tenant_id``, or None if nothing about it has been recorded.
 
-    async def find_by_provider_message_id(self, provider_message_id: str) -> DispatchLogRow | None:
-        """The row whose Twilio SID is ``provider_message_id``, or None."""
-        query = select(*_ROW_COLUMNS).where(dispatch_log.c.provider_message_id == provider_message_id).limit(1)
+        Without a tenant, any tenant's row for that request_id: the most recently updated one. request_id is
+        unique per tenant only, so pass the tenant whenever it is known.
+        """
+        query = select(*_ROW_COLUMNS).where(dispatch_log.c.request_id == request_id)
+        return await self._first(query, tenant_id)
+
+    async def find_by_provider_message_id(
+        self, provider_message_id: str, tenant_id: str | None = None
+    ) -> DispatchLogRow | None:
+        """The row of ``tenant_id`` whose Twilio SID is ``provider_message_id``, or None.
+
+        Without a tenant, any tenant's row with that SID: the most recently updated one. Another tenant can
+        create a row naming someone else's SID (a receipt it signed itself), so pass the tenant when known.
+        """
+        query = select(*_ROW_COLUMNS).where(dispatch_log.c.provider_message_id == provider_message_id)
+        return await self._first(query, tenant_id)
+
+    async def _first(self, query: Select[Any], tenant_id: str | None) -> DispatchLogRow | None:
+        if tenant_id is not None:
+            query = query.where(dispatch_log.c.tenant_id == tenant_id)
+        # Newest first; the tenant breaks ties so the same database always gives the same answer.
+        query = query.order_by(dispatch_log.c.updated_at.desc(), dispatch_log.c.tenant_id).limit(1)
         with _storage_errors("reading the dispatch log"):
             async with self._engine.connect() as connection:
                 row = (await connection.execute(query)).first()
@@ -171,7 +194,9 @@ class DispatchLog:
         query = select(*_ROW_COLUMNS)
         if tenant_id is not None:
             query = query.where(dispatch_log.c.tenant_id == tenant_id)
-        query = query.order_by(dispatch_log.c.updated_at.desc(), dispatch_log.c.request_id).limit(limit)
+        query = query.order_by(
+            dispatch_log.c.updated_at.desc(), dispatch_log.c.request_id, dispatch_log.c.tenant_id
+        ).limit(limit)
         with _storage_errors("reading the dispatch log"):
             async with self._engine.connect() as connection:
                 rows = (await connection.execute(query)).all()

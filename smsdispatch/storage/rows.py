@@ -1,4 +1,10 @@
-"""What each outcome says about its row, before any SQL: status ranks, row keys and column values."""
+"""What each outcome says about its row, before any SQL: status ranks, row keys and column values.
+
+A row's key is (tenant_id, request_id): request_id is unique only per tenant (the public contract), and
+keying by tenant is what keeps one tenant's outcomes, including a status callback it signed naming another
+tenant's request_id and SID, away from another tenant's rows (see ``upserts.py``). tenant_id is never NULL: an
+outcome with no tenant (``SmsFailed`` of an unreadable record) is stored under :data:`NO_TENANT`.
+"""
 
 from __future__ import annotations
 
@@ -22,6 +28,9 @@ STATUS_RANK: dict[str, int] = {
     **dict.fromkeys(FINAL_STATUSES, 5),
 }
 UNREADABLE_PREFIX = "unreadable:"
+# The tenant_id of a row or parked receipt whose outcome names no tenant. Part of the primary key, so it
+# must be a value (NULL would never be equal to itself, and two NULL-tenant copies would be two rows).
+NO_TENANT = ""
 
 
 def status_rank(status: str) -> int:
@@ -38,13 +47,21 @@ def unreadable_request_id(failed: SmsFailed) -> str:
     return UNREADABLE_PREFIX + hashlib.sha256(material.encode()).hexdigest()
 
 
+def row_tenant_id(tenant_id: str | None) -> str:
+    """The tenant_id column value for an outcome's tenant: :data:`NO_TENANT` when it names none."""
+    return NO_TENANT if tenant_id is None else tenant_id
+
+
 def is_keyed(outcome: LoggedOutcome) -> bool:
     """Whether the outcome names its row (request_id, or a synthetic key); False for SID-only receipts."""
     return not (isinstance(outcome, SmsStatus) and outcome.request_id is None)
 
 
 def row_values(outcome: LoggedOutcome) -> dict[str, Any]:
-    """The dispatch-log columns a keyed outcome sets; columns it knows nothing about are left out."""
+    """The dispatch-log columns a keyed outcome sets; columns it knows nothing about are left out.
+
+    Always includes the row key, ``tenant_id`` and ``request_id``.
+    """
     if isinstance(outcome, SmsDispatched):
         return {
             "request_id": outcome.request_id,
@@ -65,7 +82,7 @@ def row_values(outcome: LoggedOutcome) -> dict[str, Any]:
     if isinstance(outcome, SmsFailed):
         return {
             "request_id": outcome.request_id or unreadable_request_id(outcome),
-            "tenant_id": outcome.tenant_id,
+            "tenant_id": row_tenant_id(outcome.tenant_id),
             "provider": outcome.provider,
             "to_number": outcome.to,
             "status": "failed",
@@ -91,11 +108,11 @@ def row_values(outcome: LoggedOutcome) -> dict[str, Any]:
 
 
 def parked_receipt_values(receipt: SmsStatus) -> dict[str, Any]:
-    """The pending-receipt columns of a receipt that names only its SID."""
+    """The pending-receipt columns of a receipt that names only its SID (keyed by tenant, SID and status)."""
     return {
         "provider_message_id": receipt.provider_message_id,
         "status": receipt.status,
-        "tenant_id": receipt.tenant_id,
+        "tenant_id": row_tenant_id(receipt.tenant_id),
         "provider_code": receipt.provider_code,
         "received_at": receipt.received_at,
     }

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Index, Integer, MetaData, String, Table, Text
+from sqlalchemy import JSON, Column, DateTime, Index, Integer, MetaData, PrimaryKeyConstraint, String, Table, Text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator, TypeEngine
@@ -54,9 +54,9 @@ metadata = MetaData()
 dispatch_log = Table(
     "notification_dispatch_log",
     metadata,
-    # The columns of CONTRACT.md, in its order. Never rename or drop one of these.
-    Column("request_id", String, primary_key=True),
-    Column("tenant_id", String),
+    # The columns of CONTRACT.md, in its order. Never rename, reorder or drop one of these.
+    Column("request_id", String, nullable=False),
+    Column("tenant_id", String, nullable=False),  # rows.NO_TENANT ("") when the outcome names no tenant
     Column("provider", String),
     Column("provider_message_id", String),
     Column("to_number", String),
@@ -77,16 +77,24 @@ dispatch_log = Table(
     Index("ix_notification_dispatch_log_provider_message_id", "provider_message_id"),
     # "What happened to tenant T lately": recent() and operator queries.
     Index("ix_notification_dispatch_log_tenant_updated", "tenant_id", "updated_at"),
+    # request_id is unique per tenant only, and a tenant's outcomes must never reach another tenant's row
+    # (migration 2). The name is PostgreSQL's default for a table's primary key.
+    PrimaryKeyConstraint("tenant_id", "request_id", name="notification_dispatch_log_pkey"),
 )
 
 pending_receipts = Table(
     "notification_dispatch_pending_receipt",
     metadata,
     # A receipt that names only a SID we have no row for yet (it overtook its sms.dispatched outcome).
-    # Keyed by (SID, status) so a receipt delivered twice is kept once.
-    Column("provider_message_id", String, primary_key=True),
-    Column("status", String, primary_key=True),
-    Column("tenant_id", String),
+    # Keyed by (tenant, SID, status) so a receipt delivered twice is kept once, while one that another tenant
+    # signed naming the same SID is a separate entry: it can neither take the real receipt's place nor
+    # ever apply to another tenant's row.
+    Column("provider_message_id", String, nullable=False),
+    Column("status", String, nullable=False),
+    Column("tenant_id", String, nullable=False),
     Column("provider_code", Integer),
     Column("received_at", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint(
+        "tenant_id", "provider_message_id", "status", name="notification_dispatch_pending_receipt_pkey"
+    ),
 )

@@ -1,27 +1,40 @@
 """How a batch of outcomes changes the dispatch log, as a few set-based SQL statements.
 
 Every rule is evaluated by the database inside ``INSERT … ON CONFLICT DO UPDATE`` (or ``UPDATE``), never by
-reading a row into Python and writing it back, so two writers racing on the same request_id still end in the
+reading a row into Python and writing it back, so two writers racing on the same row still end in the
 right state. The rules:
 
-- **One row per request_id.** Outcomes upsert on the primary key; a duplicate or replay changes nothing.
+- **One row per (tenant_id, request_id).** request_id is unique per tenant only (the public contract), so two
+  tenants using the same request_id get two rows that never touch each other. Outcomes upsert on that
+  primary key; a duplicate or replay changes nothing. An outcome with no tenant (``SmsFailed`` of an
+  unreadable record) is stored under tenant_id "" (``rows.NO_TENANT``); tenant_id is never NULL.
+- **A row belongs to one message.** Once a row holds a provider_message_id, a keyed outcome naming a
+  different SID changes nothing in that row (the ``WHERE`` of the ``DO UPDATE``): a receipt for another
+  message cannot touch it. Outcomes without a SID (``SmsFailed``) still apply.
+- **Why the tenant and the SID must both match:** a status callback is signed with the *sending* tenant's
+  Twilio token, and nothing stops tenant B from signing one that names tenant A's request_id and A's SID.
+  The worker publishes it as B's receipt; with the row keyed by tenant it can only reach B's own rows, so
+  it can neither mark A's message failed nor move A's row to tenant B.
 - **Status only moves forward** by rank (``rows.STATUS_RANK``): accepted/scheduled < queued < sending < sent
   < final (delivered, undelivered, failed, canceled). A lower or equal rank never replaces the stored status,
   so a late ``sent`` after ``delivered`` is ignored and one final state never replaces another. Statuses we
   do not know (``read``, ``partially_delivered`` …) rank 0: stored on a new row, never over a known one.
 - **Fields fill in, never blank out.** provider_message_id, to_number, segments, attempts, … take the
   incoming value when it has one and keep the stored one otherwise, so ``sms.dispatched`` arriving after a
-  receipt completes the row without touching its status.
+  receipt completes the row without touching its status. (tenant_id is part of the key, so never changes.)
 - **Error fields follow the status.** error_code / error_message / provider_code are replaced only when the
   status advances; otherwise they are only filled if still empty (a stale receipt cannot relabel a failure).
 - **updated_at is the latest outcome time seen** (dispatched_at / failed_at / received_at), not wall-clock.
 - **SmsFailed without a request_id** (the record was unreadable) is keyed ``unreadable:<sha256 of raw>``
   (``rows.unreadable_request_id``): the failure shows in the log and summary, and a redelivery of the same
-  bytes stays one row. Identical unreadable payloads therefore share a row.
-- **SmsStatus without a request_id** is parked in ``notification_dispatch_pending_receipt`` (once per SID and
-  status), then every parked receipt whose SID has a row is applied to that row and deleted. So a receipt
-  for a known SID lands at once, and one that overtook its ``sms.dispatched`` lands when that arrives.
-  A receipt *with* a request_id upserts like any outcome and creates the row if needed.
+  bytes stays one row. Identical unreadable payloads of the same tenant therefore share a row.
+- **SmsStatus without a request_id** is parked in ``notification_dispatch_pending_receipt`` (once per tenant,
+  SID and status), then every parked receipt for which a row of the *same tenant* carries its SID is applied
+  to that row and deleted. So a receipt for a known SID lands at once, and one that overtook its
+  ``sms.dispatched`` lands when that arrives. A receipt parked by tenant B naming A's SID never matches A's
+  row (it waits until purged), and, being keyed by B's tenant, cannot stop A's identical receipt from
+  being parked and applied. A receipt *with* a request_id upserts like any outcome and creates the row if
+  needed.
 
 Outcomes are applied in order, in runs of the same kind, each run as one ``executemany``. Concurrent writers:
 SQLite serialises them (``BEGIN IMMEDIATE``); on PostgreSQL each transaction first takes its tenants'
@@ -48,6 +61,7 @@ from sqlalchemy import (
     delete,
     exists,
     func,
+    or_,
     text,
     update,
 )
@@ -65,9 +79,8 @@ from smsdispatch.storage.rows import (
 )
 from smsdispatch.storage.tables import UtcDateTime, dispatch_log, pending_receipts
 
-# Filled from the incoming outcome when it has a value, kept otherwise.
+# Filled from the incoming outcome when it has a value, kept otherwise. (Not tenant_id: it is in the key.)
 _FILL_COLUMNS = (
-    "tenant_id",
     "provider",
     "provider_message_id",
     "to_number",
@@ -110,7 +123,8 @@ async def apply_batch(connection: AsyncConnection, outcomes: Sequence[LoggedOutc
 async def lock_tenants(connection: AsyncConnection, tenant_ids: Collection[str | None]) -> None:
     """PostgreSQL only: hold each tenant's advisory lock until the transaction ends.
 
-    Every row an outcome touches (its request's row, its SID's parked receipts) belongs to its tenant, so
+    Every row an outcome touches (its request's row, its SID's parked receipts) belongs to its tenant (the
+    tenant is part of both tables' keys, and a parked receipt applies only to its own tenant's row), so
     writers of different tenants never conflict and run in parallel, while two writers of the same tenant
     (a rebalance overlap, or the sink and a sweep) queue instead of deadlocking on the log and
     pending-receipt rows they lock in opposite orders, or each missing the other's uncommitted receipt.
@@ -128,13 +142,16 @@ def _tenant_lock_key(tenant_id: str | None) -> int:
 async def drain_parked_receipts(
     connection: AsyncConnection, *, sids: Collection[str] | None = None, tenant_id: str | None = None
 ) -> int:
-    """Apply parked receipts whose SID now has a row, deleting them; return how many were applied.
+    """Apply parked receipts for which a row of the same tenant now has their SID, deleting them; return how
+    many were applied.
 
     Limited to the SIDs in ``sids`` and/or to one tenant when given. Receipts are applied oldest first, so
-    of two final states the one Twilio reported first wins, as if they had arrived after their row.
+    of two final states the one Twilio reported first wins, as if they had arrived after their row. A
+    receipt whose SID only another tenant's row carries stays parked: it must never touch that row.
     """
     condition: ColumnElement[bool] = exists().where(
-        dispatch_log.c.provider_message_id == pending_receipts.c.provider_message_id
+        dispatch_log.c.provider_message_id == pending_receipts.c.provider_message_id,
+        dispatch_log.c.tenant_id == pending_receipts.c.tenant_id,
     )
     if tenant_id is not None:
         condition &= pending_receipts.c.tenant_id == tenant_id
@@ -186,7 +203,8 @@ def _rank_sql(status: ColumnElement[Any]) -> ColumnElement[int]:
 
 @functools.cache
 def upsert_statement(dialect_name: str) -> Insert:
-    """``INSERT … ON CONFLICT (request_id) DO UPDATE`` applying the rules above; bind one dict per row."""
+    """``INSERT … ON CONFLICT (tenant_id, request_id) DO UPDATE … WHERE`` applying the rules above; bind one
+    dict per row."""
     insert = _insert(dialect_name, dispatch_log)
     stored, incoming = dispatch_log.c, insert.excluded
     advances = _rank_sql(stored.status) < _rank_sql(incoming.status)
@@ -198,29 +216,47 @@ def upsert_statement(dialect_name: str) -> Insert:
         merged[name] = func.coalesce(incoming[name], stored[name])
     for name in _STATUS_BOUND_COLUMNS:
         merged[name] = case((advances, incoming[name]), else_=func.coalesce(stored[name], incoming[name]))
-    return insert.on_conflict_do_update(index_elements=[stored.request_id], set_=merged)
+    # A row that already knows its message is left alone by an outcome naming another one. Comparing only
+    # when both are set keeps receipts that overtook sms.dispatched, and SmsFailed (no SID), applying.
+    same_message = or_(
+        stored.provider_message_id.is_(None),
+        incoming.provider_message_id.is_(None),
+        stored.provider_message_id == incoming.provider_message_id,
+    )
+    return insert.on_conflict_do_update(
+        index_elements=[stored.tenant_id, stored.request_id], set_=merged, where=same_message
+    )
 
 
 @functools.cache
 def park_statement(dialect_name: str) -> Insert:
-    """Park a SID-only receipt; the same receipt twice (Twilio retries callbacks) is kept once."""
+    """Park a SID-only receipt; the same receipt twice (Twilio retries callbacks) is kept once.
+
+    The key includes the tenant, so a receipt another tenant parked for the same SID and status is a
+    separate entry and cannot make this one look like a duplicate.
+    """
     return _insert(dialect_name, pending_receipts).on_conflict_do_nothing()
 
 
 @functools.cache
 def receipt_update_statement() -> Update:
-    """Apply one parked receipt to the row(s) carrying its SID, with the same rank rules as the upsert."""
+    """Apply one parked receipt to its tenant's row(s) carrying its SID, with the same rank rules as the upsert.
+
+    Matching the tenant as well as the SID is what stops a receipt another tenant signed from reaching a row.
+    """
     stored = dispatch_log.c
     code = bindparam("receipt_provider_code", type_=Integer())
     received = bindparam("receipt_received_at", type_=UtcDateTime())
     advances = _rank_sql(stored.status) < bindparam("receipt_rank", type_=Integer())
     return (
         update(dispatch_log)
-        .where(stored.provider_message_id == bindparam("receipt_sid", type_=String()))
+        .where(
+            stored.provider_message_id == bindparam("receipt_sid", type_=String()),
+            stored.tenant_id == bindparam("receipt_tenant_id", type_=String()),
+        )
         .values(
             status=case((advances, bindparam("receipt_status", type_=String())), else_=stored.status),
             provider_code=case((advances, code), else_=func.coalesce(stored.provider_code, code)),
-            tenant_id=func.coalesce(stored.tenant_id, bindparam("receipt_tenant_id", type_=String())),
             updated_at=case((stored.updated_at < received, received), else_=stored.updated_at),
         )
     )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import re
+import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -11,7 +13,9 @@ from collections.abc import Iterator
 import pytest
 
 from smsdispatch.client import SmsClient
+from smsdispatch.providers.signature import compute_signature
 from smsdispatch.schemas import SmsRequested
+from smsdispatch.simulator import random_account_sid
 from smsdispatch.storage import DispatchLog, DispatchLogRow
 from smsdispatch.testing.postgres import PostgresServer
 from tests.integration.conftest import Stack, running_stack
@@ -20,9 +24,14 @@ from tests.integration.outcomes import send_and_collect
 pytestmark = [pytest.mark.asyncio, pytest.mark.kafka, pytest.mark.postgres]
 
 
+# A second live account the simulator knows: tenant B of the cross-tenant callback test signs with its token.
+OTHER_ACCOUNT = (random_account_sid(), f"othertoken{uuid.uuid4().hex}")
+
+
 @pytest.fixture(scope="module")
 def pg_stack(kafka_broker_url: str, postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    with running_stack(kafka_broker_url, tmp_path_factory.mktemp("pg-stack"), database_url=postgres_url) as running:
+    base = tmp_path_factory.mktemp("pg-stack")
+    with running_stack(kafka_broker_url, base, database_url=postgres_url, accounts=[OTHER_ACCOUNT]) as running:
         yield running
 
 
@@ -87,6 +96,55 @@ async def test_a_repeated_request_leaves_one_row(pg_stack: Stack) -> None:
     finally:
         await log.close()
     assert len(matching) == 1
+
+
+def forged_callback(stack: Stack, tenant_id: str, token: str, query: str, form: dict[str, str]) -> int:
+    """POST a status callback to the worker, validly signed with ``token`` (the tenant's own, not the victim's)."""
+    url = f"{stack.worker_url}/twilio/status/{tenant_id}{query}"
+    body = urllib.parse.urlencode(form).encode()
+    headers = {"X-Twilio-Signature": compute_signature(token, url, form)}
+    post = urllib.request.Request(url, data=body, headers=headers, method="POST")  # noqa: S310 - loopback
+    try:
+        with urllib.request.urlopen(post, timeout=5) as response:  # noqa: S310 - loopback
+            return int(response.status)
+    except urllib.error.HTTPError as refused:
+        return int(refused.code)
+
+
+async def test_a_tenant_cannot_rewrite_another_tenants_row_with_a_callback_signed_by_its_own_token(
+    pg_stack: Stack,
+) -> None:
+    victim = pg_stack.register_live("iso-a")
+    forger = pg_stack.register_live("iso-b", OTHER_ACCOUNT)
+    sent = request(victim)
+    await send_and_collect(pg_stack.broker_url, [sent])
+    [before] = (await rows_when(pg_stack.database_url, {sent.request_id}, lambda r: r.status == "delivered")).values()
+    sid = before.provider_message_id
+    assert sid is not None
+    forged = {"MessageSid": sid, "MessageStatus": "failed", "ErrorCode": "30008", "AccountSid": OTHER_ACCOUNT[0]}
+
+    # Naming the victim's request and SID, and naming only the SID: both signed with the forger's own token.
+    answers = [
+        forged_callback(pg_stack, forger, OTHER_ACCOUNT[1], f"?request_id={sent.request_id}", forged),
+        forged_callback(pg_stack, forger, OTHER_ACCOUNT[1], "", {**forged, "MessageStatus": "undelivered"}),
+    ]
+    # Both forged receipts went to sms.status keyed by the forger, so in order: once the first has made the
+    # forger's own row (its key is (forger, request_id) now), the SID-only one is applied in the same breath.
+    log = await DispatchLog.open(pg_stack.database_url)
+    try:
+        forger_row = None
+        for _ in range(120):
+            if (forger_row := await log.get(sent.request_id, tenant_id=forger)) is not None:
+                break
+            await asyncio.sleep(0.25)
+        await asyncio.sleep(2)
+        after = await log.get(sent.request_id, tenant_id=victim)
+    finally:
+        await log.close()
+    print(f"\nforged callbacks answered {answers}; the forger's own row: {forger_row}")
+    assert after is not None
+    assert (after.tenant_id, after.status, after.error_code, after.provider_code) == (victim, "delivered", None, None)
+    assert after.provider_message_id == sid
 
 
 async def test_a_postgres_outage_stalls_the_sink_not_the_dispatcher_and_loses_nothing(

@@ -242,7 +242,7 @@ async def test_unreadable_failure_is_kept_once_under_a_key_derived_from_raw(disp
     assert unreadable_request_id(garbage) == unreadable_request_id(redelivered) != unreadable_request_id(other)
     row = await dispatch_log.get(unreadable_request_id(garbage))
     assert row is not None
-    assert (row.status, row.error_code, row.tenant_id) == ("failed", "invalid_request", None)
+    assert (row.status, row.error_code, row.tenant_id) == ("failed", "invalid_request", "")
     assert (await dispatch_log.summary()).by_error_code == {"invalid_request": 2}
 
 
