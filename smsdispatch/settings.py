@@ -7,6 +7,8 @@ up in a log line or a traceback prints ``**********`` instead of the key.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -39,6 +41,9 @@ class Settings(BaseSettings):
     batch_size: int = Field(default=500, ge=1)
     batch_within_seconds: float = Field(default=0.05, gt=0)
     ledger_retention_days: float = Field(default=7.0, gt=0)
+    #: Where the idempotency ledger lives: RocksDB files under the data dir (memory stays flat as it grows), or
+    #: memory (restored whole from the changelog at every start; for tests and demos).
+    ledger_store: Literal["rocksdb", "memory"] = "rocksdb"
     #: Records a worker holds at once (being sent, or waiting for their tenant's turn); reading pauses beyond.
     max_in_flight: int = Field(default=5000, ge=1)
     #: A send (its retries and reconciliation included) is given up as outcome_unknown after this long; another

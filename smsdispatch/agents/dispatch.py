@@ -81,7 +81,8 @@ class DispatcherOptions:
     tenant_concurrency: int = 100
     ledger_retention: timedelta = timedelta(days=7)
     expire_every: timedelta = timedelta(minutes=10)
-    #: Entries dropped per pass at most, so one expiry pass never stalls the loop for long.
+    #: Entries examined per pass at most, so one expiry pass never stalls the loop for long; a pass that did not
+    #: get through the store goes on at the next call instead of waiting for ``expire_every``.
     expire_limit: int = 10_000
     #: A send (retries and reconciliation included) is abandoned as ``outcome_unknown`` after this long, so a
     #: ``sending`` entry older than this (plus ``fence_margin`` for clocks) cannot belong to a send in flight.
@@ -298,8 +299,8 @@ class Dispatcher:
         self._last_expiry = now  # before any await: one pass at a time
         retention, limit = self._options.ledger_retention, self._options.expire_limit
         tombstones = self._ledger.expire(retention, now, limit=limit, owned=owned)
-        if len(tombstones) >= limit:
-            self._last_expiry = now - self._options.expire_every  # not caught up: the next call continues
+        if not self._ledger.swept:
+            self._last_expiry = now - self._options.expire_every  # not through the store: the next call goes on
         await asyncio.gather(*(self._durably(write) for write in tombstones))
         return len(tombstones)
 

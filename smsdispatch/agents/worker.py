@@ -29,7 +29,7 @@ from smsdispatch.crypto import Keyring
 from smsdispatch.providers import RetryPolicy, TwilioHttp
 from smsdispatch.settings import Settings
 from smsdispatch.streams import topics
-from smsdispatch.streams.app import StreamsApp, create_app
+from smsdispatch.streams.app import StreamsApp, create_app, ledger_store
 from smsdispatch.streams.broker_health import BrokerHealth
 from smsdispatch.streams.ledger import Ledger
 from smsdispatch.streams.tenant_progress import TenantStreamProgress
@@ -58,7 +58,7 @@ def build_worker(settings: Settings, keyring: Keyring, metrics: DispatchMetrics 
     app = streams.app
     metrics = metrics or DispatchMetrics()
     tenants = TenantDirectory(streams.tenants_table.data, keyring.unseal)
-    ledger = Ledger(streams.ledger_table.data, streams.write_ledger)
+    ledger = Ledger(ledger_store(streams), streams.write_ledger)
     sink = LogSink(settings.database_url, metrics)
     broker = BrokerHealth(lambda: app.producer.probe())
     progress = TenantStreamProgress(

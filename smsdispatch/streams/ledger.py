@@ -18,8 +18,11 @@ Guarantees (and their limits):
   request's entry (unreadable ones, and ones forwarded to their tenant's partition) are remembered under
   :func:`origin_key`, the partition and offset they arrived at.
 * Entries expire after the retention (default 7 days): the changelog topic deletes old segments, and
-  :meth:`Ledger.expire` removes old entries from memory with tombstones. A request_id re-published after its
-  entry expired is treated as new: idempotency holds for the retention window, not forever.
+  :meth:`Ledger.expire` removes old entries from the store with tombstones, examining a bounded number of
+  entries per call from where the last call stopped. A request_id re-published after its entry expired is
+  treated as new: idempotency holds for the retention window, not forever.
+* Entries live in a :class:`~smsdispatch.streams.ledger_store.LedgerStore`: RocksDB under the worker's data
+  directory by default (memory stays flat however many entries are held), or memory.
 
 The ledger writes to the changelog itself instead of through ``table[key] = value``: Faust would pick the
 partition of whatever event is current when a batch of many partitions is processed, and its buffered
@@ -35,9 +38,10 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from smsdispatch.streams.ledger_store import Cursor, LedgerStore, MappingStore
+
 LedgerState = Literal["sending", "done"]
 _EPOCH = datetime.fromtimestamp(0, UTC)
-_NEVER = datetime.max.replace(tzinfo=UTC)
 
 
 class LedgerEntry(BaseModel):
@@ -81,28 +85,35 @@ class ChangelogWriter(Protocol):
 class Ledger:
     """Reads from the table's local store; writes to the store and, durably, to its changelog."""
 
-    def __init__(self, store: MutableMapping[bytes, bytes], write_changelog: ChangelogWriter) -> None:
-        self._store = store
+    def __init__(self, store: LedgerStore | MutableMapping[bytes, bytes], write_changelog: ChangelogWriter) -> None:
+        self._store: LedgerStore = MappingStore(store) if isinstance(store, MutableMapping) else store
         self._write_changelog = write_changelog
-        # Each entry's ``at``, so an expiry pass need not parse every entry's JSON: at ~12 µs an entry, a week
-        # of 1 request/s (600k entries) blocked the event loop for ~7 s every pass. Entries that reach the store
-        # another way (the table recovering its changelog) are read once, on the next pass.
-        self._ages: dict[bytes, datetime] = {}
+        # Where the next expiry call goes on from; None: from the beginning.
+        self._cursor: Cursor = None
+        #: Whether the last :meth:`expire` call reached the end of the store (a sweep is complete).
+        self.swept = True
 
     def get(self, key: bytes) -> LedgerEntry | None:
         """The request's entry. An entry that cannot be read counts as ``sending`` since the epoch: the request
         may have been sent, so it is reconciled (or reported ``outcome_unknown``), never sent blindly."""
-        if key not in self._store:
+        raw = self._store.get(key)
+        if raw is None:
             return None
-        entry = self._entry(key)
+        entry = _parse(raw)
         return entry if entry is not None else LedgerEntry(state="sending", partition=0, at=_EPOCH)
 
     def mark(self, key: bytes, entry: LedgerEntry) -> Awaitable[Any]:
-        """Record ``entry`` now in memory; the awaitable completes once the changelog has it."""
+        """Record ``entry`` now in the store; the awaitable completes once the changelog has it."""
         value = entry.model_dump_json().encode()
-        self._store[key] = value
-        self._ages[key] = entry.at
-        return self._write_changelog(key, value, entry.partition)
+        self._store.put(entry.partition, key, value)
+        return self._written(self._write_changelog(key, value, entry.partition), entry.partition)
+
+    async def _written(self, write: Awaitable[Any], partition: int) -> Any:
+        metadata = await write
+        offset = getattr(metadata, "offset", None)
+        if isinstance(offset, int):
+            self._store.applied(partition, offset)
+        return metadata
 
     def expire(
         self,
@@ -111,45 +122,51 @@ class Ledger:
         limit: int = 10_000,
         owned: Callable[[int], bool] = lambda _partition: True,
     ) -> list[Callable[[], Awaitable[Any]]]:
-        """Drop entries older than ``retention`` (at most ``limit`` per call) from memory.
+        """Drop entries older than ``retention`` from the store, examining at most ``limit`` entries per call.
 
-        Only entries of ``owned`` partitions are expired: a partition's entries are its owner's to tombstone, and
-        a copy left from an earlier assignment may be older than what the current owner holds.
+        Each call goes on from where the last one stopped; :attr:`swept` says whether it reached the end. Only
+        entries of ``owned`` partitions are expired: a partition's entries are its owner's to tombstone, and a
+        copy left from an earlier assignment may be older than what the current owner holds.
 
         Returns the tombstone writes for the changelog, not yet started, so the caller can redo failed ones.
         """
         cutoff = (now or datetime.now(UTC)) - retention
-        self._learn_new_entries()
-        expired: list[tuple[bytes, LedgerEntry]] = []
-        for key in [key for key, at in self._ages.items() if at < cutoff]:
-            if len(expired) >= limit:
-                break
-            entry = self._entry(key)  # the stored value decides: recovery may have brought a newer one
-            if entry is None:
-                self._ages.pop(key, None)
-            elif entry.at < cutoff and owned(entry.partition):
-                expired.append((key, entry))
-            else:
-                self._ages[key] = entry.at
-        for key, _entry in expired:
-            self._store.pop(key, None)
-            self._ages.pop(key, None)
-        return [partial(self._write_changelog, key, None, entry.partition) for key, entry in expired]
+        examined, self._cursor = self._store.scan(self._cursor, limit)
+        self.swept = self._cursor is None
+        expired: list[tuple[bytes, int]] = []
+        for key, raw in examined:
+            stamp = _written_at(raw)
+            if stamp is not None and stamp >= cutoff:
+                continue  # young: the common case, decided without parsing the entry
+            entry = _parse(raw)
+            # An entry that cannot be read has no age to judge: it is kept, as the dispatcher would find it.
+            if entry is not None and entry.at < cutoff and owned(entry.partition):
+                expired.append((key, entry.partition))
+        for key, partition in expired:
+            self._store.delete(partition, key)
+        return [partial(self._write_changelog, key, None, partition) for key, partition in expired]
 
     def __len__(self) -> int:
-        return len(self._store)
+        """How many entries the store holds; an estimate for RocksDB (counting would read every key)."""
+        return self._store.approximate_len()
 
-    def _learn_new_entries(self) -> None:
-        for key in [key for key in self._store if key not in self._ages]:
-            entry = self._entry(key)
-            # An entry that cannot be read has no age to judge: it is kept, as the dispatcher would find it.
-            self._ages[key] = entry.at if entry is not None else _NEVER
 
-    def _entry(self, key: bytes) -> LedgerEntry | None:
-        raw = self._store.get(key)
-        if raw is None:
-            return None
-        try:
-            return LedgerEntry.model_validate_json(raw)
-        except ValidationError:
-            return None
+def _parse(raw: bytes) -> LedgerEntry | None:
+    try:
+        return LedgerEntry.model_validate_json(raw)
+    except ValidationError:
+        return None
+
+
+def _written_at(raw: bytes) -> datetime | None:
+    """An entry's ``at`` read from its JSON without parsing the rest: ``model_dump_json`` writes the fields in
+    declaration order, so ``at`` comes third (about 1 µs, against 12 µs for a full parse). None when the entry
+    does not look like that (written by another version): the caller parses it."""
+    start = raw.find(b'"at":"', 0, 80)
+    if start < 0:
+        return None
+    end = raw.find(b'"', start + 6)
+    try:
+        return datetime.fromisoformat(raw[start + 6 : end].decode())
+    except ValueError:
+        return None

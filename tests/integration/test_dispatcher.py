@@ -267,7 +267,8 @@ async def test_health_and_metrics_report_what_the_worker_did(stack: Stack) -> No
         ready = await web.get("/ready")
         metrics = (await web.get("/metrics")).text
     assert health["status"] == "ok"
-    assert (ready.status_code, ready.json()) == (200, {"ready": True})
+    assert (ready.status_code, ready.json()) == (200, {"ready": True, "kafka": True})
+    assert health["kafka"] == {"reachable": True}
     assert health["tenants"] >= len(stack.tenants)
     assert 'smsdispatch_outcomes_total{code="queued",topic="sms.dispatched"}' in metrics
     assert "smsdispatch_send_seconds_count" in metrics
