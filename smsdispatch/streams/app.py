@@ -147,7 +147,9 @@ def create_app(settings: Settings) -> StreamsApp:
     app = DrainingApp(
         settings.app_id,
         broker=settings.broker,
-        store="memory://",
+        # The app's default store is the ledger's (see _ledger_store): Faust falls back to it when a table's own
+        # store URL has no host or path (yarl's URL("rocksdb://") is falsy), so the tenants table names a path.
+        store="rocksdb://" if settings.ledger_store == "rocksdb" else "memory://",
         datadir=settings.data_dir or str(default_data_dir()),
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,
@@ -172,7 +174,9 @@ def create_app(settings: Settings) -> StreamsApp:
     requested = _raw_topic(app, topics.REQUESTED, partitions=settings.partitions)
     tenants_source = _raw_topic(app, topics.TENANTS, partitions=settings.partitions)
     outcomes = _raw_topic(app, topics.DISPATCHED, topics.FAILED, topics.STATUS)
-    tenants_table = app.Table("tenants", partitions=settings.partitions, key_type=bytes, value_type=bytes)
+    tenants_table = app.Table(
+        "tenants", partitions=settings.partitions, key_type=bytes, value_type=bytes, store="memory://tenants"
+    )
     ledger_table = app.Table(
         "ledger",
         partitions=settings.partitions,
@@ -193,7 +197,7 @@ def _ledger_store(settings: Settings) -> dict[str, Any]:
     """The ledger table's store: RocksDB (rocksdict) under the data dir, sized so that memory stays small and
     flat (Faust's defaults give each partition 3 x 64 MB of write buffers and a 2 GB block cache), or memory."""
     if settings.ledger_store == "memory":
-        return {"store": "memory://"}
+        return {}
     mib = 1024 * 1024
     options = {
         "driver": "rocksdict",
@@ -203,7 +207,7 @@ def _ledger_store(settings: Settings) -> dict[str, Any]:
         "block_cache_size": 8 * mib,
         "max_open_files": 256,
     }
-    return {"store": "rocksdb://", "options": options}
+    return {"options": options}
 
 
 def ledger_store(streams: StreamsApp) -> LedgerStore | Any:
