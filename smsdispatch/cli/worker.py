@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import fcntl
 import logging
 import os
 import threading
 from collections.abc import Callable
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
 from urllib.parse import urlsplit
 
 from smsdispatch.cli._common import CliError, load_keyring, load_settings
@@ -59,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
         )
     streams = build_worker(settings, keyring)
     os.makedirs(streams.app.conf.datadir, exist_ok=True)
+    _lock = lock_data_dir(Path(streams.app.conf.datadir))  # held until the process exits
     worker = bounded_stop_worker(Worker, max(settings.stop_seconds, settings.drain_seconds + 5))(
         streams.app,
         loglevel=args.loglevel.upper(),
@@ -68,6 +71,26 @@ def run(args: argparse.Namespace) -> int:
     )
     worker.execute_from_commandline()
     return 0  # pragma: no cover - execute_from_commandline exits the process
+
+
+def lock_data_dir(data_dir: Path) -> IO[str]:
+    """Take the data dir for this process, or raise CliError: two workers sharing one would corrupt each
+    other's RocksDB ledger (RocksDB's own lock only fails later, deep inside Faust's table recovery)."""
+    handle = (data_dir / ".smsdispatch-worker.lock").open("a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise CliError(
+            f"--data-dir {data_dir} is in use by another worker ({holder}): give each worker its own --data-dir."
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"pid {os.getpid()}")
+    handle.flush()
+    return handle
 
 
 def bounded_stop_worker(worker_class: type[Any], seconds: float, exit: Callable[[int], None] = os._exit) -> type[Any]:
