@@ -19,6 +19,7 @@ from aiokafka.partitioner import murmur2
 from faust.web import View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from smsdispatch.agents.continuity import Continuity
 from smsdispatch.agents.dispatch import Dispatcher, DispatcherOptions, InboundRecord
 from smsdispatch.agents.logsink import Batcher, Loggable, LogSink, parse_outcome
 from smsdispatch.agents.metrics import DispatchMetrics
@@ -32,6 +33,7 @@ from smsdispatch.streams import topics
 from smsdispatch.streams.app import StreamsApp, create_app, ledger_store
 from smsdispatch.streams.broker_health import BrokerHealth
 from smsdispatch.streams.ledger import Ledger
+from smsdispatch.streams.range_reader import RangeReader
 from smsdispatch.streams.tenant_progress import TenantStreamProgress
 from smsdispatch.streams.tenants import TenantDirectory
 
@@ -111,6 +113,9 @@ def build_worker(settings: Settings, keyring: Keyring, metrics: DispatchMetrics 
 
     # Not isolated_partitions (it kills the worker on a rebalance) and not take_events (it acks a batch that was
     # cancelled or raised): each record goes into a pipeline that starts it at once and acks in offset order.
+    # Nothing reaches a pipeline past a record the stream did not deliver (agents/continuity.py says why).
+    holes = RangeReader(settings.broker)
+    continuity = Continuity(lambda: getattr(app.consumer, "restart_offsets", {}), holes.read)
     dispatching: Pipeline[Any] = _pipeline(streams, metrics, "dispatcher", settings.max_in_flight)
     logging_outcomes: Pipeline[Any] = _pipeline(streams, metrics, "logsink", settings.max_in_flight)
     batcher = Batcher(sink.write, settings.batch_size, settings.batch_within_seconds)
@@ -138,28 +143,38 @@ def build_worker(settings: Settings, keyring: Keyring, metrics: DispatchMetrics 
 
     @app.agent(streams.requested, name="smsdispatch.dispatcher")
     async def dispatch(stream: Any) -> None:
+        async def submit(record: Any, timestamp_s: float) -> None:
+            inbound = InboundRecord(record.key, record.value, record.partition, record.offset, record_time(timestamp_s))
+            core = dispatcher()
+            routed = core.route(inbound)
+            await dispatching.submit(record.partition, record.offset, record, partial(core.handle, routed), routed.key)
+
         async for event in stream.events():
             message = event.message
-            record = InboundRecord(
-                key=event.key,
-                value=event.value,
-                partition=message.partition,
-                offset=message.offset,
-                timestamp=record_time(message.timestamp),
+            missed, take = await continuity.admit(
+                message.topic, message.partition, message.offset, message.generation_id
             )
-            core = dispatcher()
-            routed = core.route(record)
-            handler = partial(core.handle, routed)
-            await dispatching.submit(message.partition, message.offset, message, handler, key=routed.key)
+            for record in missed:
+                await submit(record, record.timestamp / 1000)
+            if take:
+                await submit(message, message.timestamp)
 
     @app.agent(streams.outcomes, name="smsdispatch.logsink")
     async def record_outcomes(stream: Any) -> None:
+        async def submit(record: Any) -> None:
+            handler = partial(_log_one, batcher, parse_outcome(record.topic, record.value))
+            # The sink reads three topics: each topic-partition has its own ack order.
+            await logging_outcomes.submit((record.topic, record.partition), record.offset, record, handler)
+
         async for event in stream.events():
             message = event.message
-            outcome = parse_outcome(message.topic, event.value)
-            handler = partial(_log_one, batcher, outcome)
-            # The sink reads three topics: each topic-partition has its own ack order.
-            await logging_outcomes.submit((message.topic, message.partition), message.offset, message, handler)
+            missed, take = await continuity.admit(
+                message.topic, message.partition, message.offset, message.generation_id
+            )
+            for record in missed:
+                await submit(record)
+            if take:
+                await submit(message)
 
     @app.timer(interval=60.0)
     async def expire_ledger() -> None:
@@ -222,6 +237,7 @@ def build_worker(settings: Settings, keyring: Keyring, metrics: DispatchMetrics 
         # After the consumer has stopped, so no batch is using them any more.
         await sink.close()
         await progress.close()
+        await holes.close()
         for http in http_slot:
             await http.aclose()
 

@@ -69,8 +69,17 @@ class RewindingConsumer(AiokafkaConsumer):
     that harmless.
     """
 
+    #: Where each stream partition's reading restarted at the last seek: its committed offset, or None for its
+    #: beginning. The dispatcher's continuity guard checks delivered offsets against it.
+    restart_offsets: dict[tuple[str, int], int | None]
+
     async def perform_seek(self) -> None:
         committed = await self.seek_to_committed()
+        self.restart_offsets = {
+            (tp.topic, tp.partition): offset or None
+            for tp, offset in committed.items()
+            if not self._is_changelog_tp(tp)
+        }
         never = [tp for tp, offset in committed.items() if not offset and not self._is_changelog_tp(tp)]
         if never:
             await self._thread.seek_to_beginning(*never)
