@@ -5,6 +5,11 @@ ids in the URL it gives Twilio). A callback is accepted only with a valid ``X-Tw
 the tenant's auth token over the public URL exactly as Twilio called it; anything else gets 403 and is not
 published. A tenant registered with an API key and no auth token has nothing to check signatures with, so
 the dispatcher asks Twilio for no callbacks for it (register the auth token too to get delivery receipts).
+
+The worker checks callbacks against the :class:`~smsdispatch.streams.tenant_view.TenantView`, which holds every
+tenant of ``sms.tenants``, not only those of the worker's own partitions: behind a load balancer a callback
+reaches any worker, and every worker can verify it. A tenant the view does not hold as verified (yet) is waited
+for, a bounded while, before the callback is refused with 404 (see that module for the bound and its limits).
 """
 
 from __future__ import annotations
@@ -12,7 +17,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from smsdispatch.providers.signature import is_valid_signature
-from smsdispatch.schemas import SmsStatus
+from smsdispatch.schemas import ErrorInfo, SmsStatus
+from smsdispatch.streams.tenant_view import TenantView
 from smsdispatch.streams.tenants import ReadyTenant, TenantDirectory
 
 
@@ -24,6 +30,19 @@ class CallbackRejected(Exception):
         self.status = status
 
 
+async def receive_callback(
+    tenants: TenantView,
+    tenant_id: str,
+    request_id: str | None,
+    url: str,
+    form: Mapping[str, str],
+    signature: str | None,
+) -> SmsStatus:
+    """As :func:`status_from_callback`, with the tenant from the view of every tenant (waiting, bounded, for one
+    it does not hold yet)."""
+    return _checked(await tenants.lookup(tenant_id), tenant_id, request_id, url, form, signature)
+
+
 def status_from_callback(
     tenants: TenantDirectory,
     tenant_id: str,
@@ -33,7 +52,17 @@ def status_from_callback(
     signature: str | None,
 ) -> SmsStatus:
     """Check a callback and turn it into the record to publish, or raise :class:`CallbackRejected`."""
-    tenant = tenants.lookup(tenant_id)
+    return _checked(tenants.lookup(tenant_id), tenant_id, request_id, url, form, signature)
+
+
+def _checked(
+    tenant: ReadyTenant | ErrorInfo,
+    tenant_id: str,
+    request_id: str | None,
+    url: str,
+    form: Mapping[str, str],
+    signature: str | None,
+) -> SmsStatus:
     if not isinstance(tenant, ReadyTenant):
         raise CallbackRejected(404, f"no verified tenant {tenant_id!r}")
     token = tenant.config.signing_token

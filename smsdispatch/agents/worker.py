@@ -25,7 +25,7 @@ from smsdispatch.agents.logsink import Batcher, Loggable, LogSink, parse_outcome
 from smsdispatch.agents.metrics import DispatchMetrics
 from smsdispatch.agents.pipeline import Pipeline, Work
 from smsdispatch.agents.senders import SenderPool
-from smsdispatch.agents.status import CallbackRejected, status_from_callback
+from smsdispatch.agents.status import CallbackRejected, receive_callback
 from smsdispatch.crypto import Keyring
 from smsdispatch.providers import RetryPolicy, TwilioHttp
 from smsdispatch.settings import Settings
@@ -35,6 +35,7 @@ from smsdispatch.streams.broker_health import BrokerHealth
 from smsdispatch.streams.ledger import Ledger
 from smsdispatch.streams.range_reader import RangeReader
 from smsdispatch.streams.tenant_progress import TenantStreamProgress
+from smsdispatch.streams.tenant_view import TenantFollower, TenantView
 from smsdispatch.streams.tenants import TenantDirectory
 
 log = logging.getLogger("smsdispatch.worker")
@@ -54,12 +55,23 @@ def record_time(timestamp_s: float) -> datetime:
         return datetime.now(UTC)
 
 
-def build_worker(settings: Settings, keyring: Keyring, metrics: DispatchMetrics | None = None) -> StreamsApp:
-    """Create the app and register every agent and page on it. Nothing runs until the app starts."""
+def build_worker(
+    settings: Settings, keyring: Keyring, metrics: DispatchMetrics | None = None, tenant_view: TenantView | None = None
+) -> StreamsApp:
+    """Create the app and register every agent and page on it. Nothing runs until the app starts. The status
+    receiver checks callbacks against ``tenant_view``, by default one following all of ``sms.tenants``."""
     streams = create_app(settings)
     app = streams.app
     metrics = metrics or DispatchMetrics()
     tenants = TenantDirectory(streams.tenants_table.data, keyring.unseal)
+    if tenant_view is None:
+        follower = TenantFollower(settings.broker, keyring.unseal, partitions=settings.partitions)
+        # A child of the app, so started and stopped with it: it loads while the tables recover, before the web
+        # server (a child added later) answers callbacks, and stops after that server.
+        app.add_dependency(follower)
+        tenant_view = follower.view
+    # Every tenant, not only those of this worker's partitions: a callback may reach any worker.
+    every_tenant: TenantView = tenant_view
     ledger = Ledger(ledger_store(streams), streams.write_ledger)
     sink = LogSink(settings.database_url, metrics)
     broker = BrokerHealth(lambda: app.producer.probe())
@@ -218,8 +230,8 @@ def build_worker(settings: Settings, keyring: Keyring, metrics: DispatchMetrics 
             # Twilio signs the URL it called: ours as configured publicly, whatever proxy is in between.
             url = public + request.path_qs if public else str(request.url)
             try:
-                status = status_from_callback(
-                    tenants,
+                status = await receive_callback(
+                    every_tenant,
                     tenant_id,
                     request.query.get("request_id"),
                     url,

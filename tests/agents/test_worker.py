@@ -20,6 +20,7 @@ from smsdispatch.providers import SIGNATURE_HEADER, compute_signature
 from smsdispatch.schemas import SmsStatus
 from smsdispatch.settings import Settings
 from smsdispatch.streams import topics
+from smsdispatch.streams.tenant_view import TenantView
 
 from .fakes import AUTH_TOKEN, KEYRING, RecordingPublisher, Tenants
 
@@ -52,10 +53,12 @@ class Receiver:
 
 @pytest_asyncio.fixture
 async def receiver(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Receiver]:
-    streams = build_worker(Settings(public_url=PUBLIC_URL, data_dir=str(tmp_path)), KEYRING)
     tenants = Tenants()
     tenants.add("acme")
-    streams.tenants_table.data[b"acme"] = tenants.store[b"acme"]
+    # The receiver's tenants: a view holding acme, the one record on its topic (so caught up at once).
+    view = TenantView(KEYRING.unseal, _one_record_topic)
+    view.apply(0, 0, b"acme", tenants.store[b"acme"])
+    streams = build_worker(Settings(public_url=PUBLIC_URL, data_dir=str(tmp_path)), KEYRING, tenant_view=view)
     publisher = RecordingPublisher()
     monkeypatch.setattr(streams, "publish", publisher)  # the page publishes through this attribute: no Kafka
     client = TestClient(TestServer(streams.app.web.web_app, host="127.0.0.1"))
@@ -64,6 +67,10 @@ async def receiver(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIter
         yield Receiver(client, publisher)
     finally:
         await client.close()
+
+
+async def _one_record_topic() -> dict[int, int]:
+    return {0: 1}
 
 
 def signed(path_qs: str, form: dict[str, str]) -> str:

@@ -1,0 +1,157 @@
+"""Twilio's callbacks reach any worker behind a load balancer: each one verifies every tenant's signature.
+
+Two workers in one group, each owning some partitions; a tenant registered while they run. The callback goes to
+the worker that does NOT own the tenant's partition (so its tenants table lacks the tenant): a validly signed
+one is accepted and its status lands in the dispatch log, forged ones are refused by both workers. The
+simulator's own receipts are held back (10 minutes), so the test's receipt is the only one that moves the row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment, ConsumerProtocolMemberMetadata
+
+from smsdispatch.agents.worker import home_partition
+from smsdispatch.providers.signature import SIGNATURE_HEADER, compute_signature
+from smsdispatch.schemas import SmsDispatched, SmsRequested
+from smsdispatch.settings import bootstrap_servers
+from smsdispatch.storage import DispatchLog, DispatchLogRow
+from smsdispatch.streams import topics
+from smsdispatch.testing.processes import ManagedProcess
+from tests.integration.conftest import Stack, running_stack
+from tests.integration.outcomes import send_and_collect
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.kafka, pytest.mark.slow]
+
+GROUP = "smsdispatch"  # the workers' group: SMSDISPATCH_APP_ID is left at its default
+PARTITIONS = 8
+
+
+@pytest.fixture(scope="module")
+def pair(kafka_broker_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    base = tmp_path_factory.mktemp("any-worker")
+    with running_stack(kafka_broker_url, base, simulator_args=["--status-delay-ms", "600000"]) as stack:
+        stack.add_worker()
+        yield stack
+
+
+async def tenant_partitions_by_worker(broker_url: str) -> tuple[str, dict[int | None, set[int]]]:
+    """The group's state and, per member (named by its worker's web port), its partitions of sms.tenants."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers(broker_url))
+    await admin.start()
+    try:
+        [response] = await admin.describe_consumer_groups([GROUP])
+    finally:
+        await admin.close()
+    [group] = response.groups
+    state, members = group[2], group[5]
+    owned: dict[int | None, set[int]] = {}
+    for member in members:  # the metadata, then the assignment, end a member in every version of the response
+        metadata, assignment = member[-2], member[-1]
+        # Faust's assignor puts the worker's URL (its web port) in the member's metadata.
+        url = json.loads(ConsumerProtocolMemberMetadata.decode(metadata).user_data)["url"] if metadata else ""
+        parts = ConsumerProtocolMemberAssignment.decode(assignment).assignment if assignment else []
+        owned[urllib.parse.urlsplit(url).port] = {p for topic, ps in parts if topic == topics.TENANTS for p in ps}
+    return state, owned
+
+
+def ready(worker: ManagedProcess) -> bool:
+    try:
+        with urllib.request.urlopen(f"{worker.base_url}/ready", timeout=2) as response:  # noqa: S310 - loopback
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+async def settled_owners(stack: Stack, timeout: float = 90.0) -> dict[int, ManagedProcess]:
+    """Wait until both workers are ready, in a stable group of exactly them, each owning some partitions; return
+    the worker owning each partition of sms.tenants."""
+    by_port = {urllib.parse.urlsplit(worker.base_url).port: worker for worker in stack.workers()}
+    deadline = asyncio.get_running_loop().time() + timeout
+    seen: object = None
+    while asyncio.get_running_loop().time() < deadline:
+        state, owned = await tenant_partitions_by_worker(stack.broker_url)
+        seen = (state, owned, list(by_port))
+        if (
+            state == "Stable"
+            and set(owned) == set(by_port)
+            and all(owned.values())
+            and sorted(p for parts in owned.values() for p in parts) == list(range(PARTITIONS))
+            and all(ready(worker) for worker in by_port.values())
+        ):
+            return {p: by_port[port] for port, parts in owned.items() for p in parts}
+        await asyncio.sleep(0.5)
+    raise AssertionError(f"the group did not settle on both workers within {timeout:g}s: {seen!r}")
+
+
+def post_callback(
+    target: str, public_url: str, tenant_id: str, token: str, query: str, form: dict[str, str]
+) -> tuple[int, str]:
+    """POST a status callback to ``target`` (a worker behind the load balancer), signed with ``token`` over the
+    public URL, as Twilio signs it; return the status and body of the answer."""
+    path_qs = f"/twilio/status/{urllib.parse.quote(tenant_id)}{query}"
+    headers = {SIGNATURE_HEADER: compute_signature(token, public_url + path_qs, form)}
+    body = urllib.parse.urlencode(form).encode()
+    post = urllib.request.Request(target + path_qs, data=body, headers=headers, method="POST")  # noqa: S310
+    try:
+        with urllib.request.urlopen(post, timeout=10) as response:  # noqa: S310 - loopback
+            return int(response.status), response.read().decode()
+    except urllib.error.HTTPError as refused:
+        return int(refused.code), refused.read().decode()
+
+
+async def row_when(url: str, tenant_id: str, request_id: str, what: str, timeout: float = 60.0) -> DispatchLogRow:
+    """Poll the dispatch log until the request's row has the status ``what``."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    log = await DispatchLog.open(url)
+    try:
+        while True:
+            row = await log.get(request_id, tenant_id=tenant_id)
+            if row is not None and row.status == what:
+                return row
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"no {what!r} row for {request_id} after {timeout:g}s: {row!r}")
+            await asyncio.sleep(0.25)
+    finally:
+        await log.close()
+
+
+@pytest.mark.timeout(300)
+async def test_a_callback_reaching_the_worker_without_the_tenants_partition_is_verified_and_logged(
+    pair: Stack,
+) -> None:
+    await settled_owners(pair)
+    tenant = pair.register_live("anyw")  # registered while both run: the views follow the topic live
+    owners = await settled_owners(pair)
+    home = home_partition(tenant, PARTITIONS)
+    [elsewhere] = [worker for worker in pair.workers() if worker is not owners[home]]
+
+    sent = SmsRequested(request_id=uuid.uuid4().hex, tenant_id=tenant, to="+14155552671", body="any worker")
+    outcome = (await send_and_collect(pair.broker_url, [sent]))[sent.request_id]
+    assert isinstance(outcome, SmsDispatched), outcome
+    sid = outcome.provider_message_id
+    await row_when(pair.database_url, tenant, sent.request_id, outcome.status)
+
+    query = f"?request_id={sent.request_id}"
+    receipt = {"MessageSid": sid, "MessageStatus": "delivered", "AccountSid": pair.live_account[0]}
+    forged = {**receipt, "MessageStatus": "failed", "ErrorCode": "30008"}
+    public = pair.worker_url  # SMSDISPATCH_PUBLIC_URL of both workers: what Twilio calls and signs
+    wrong_token = f"forged{uuid.uuid4().hex}"
+    refusals = [post_callback(w.base_url, public, tenant, wrong_token, query, forged) for w in pair.workers()]
+    accepted = post_callback(elsewhere.base_url, public, tenant, pair.live_account[1], query, receipt)
+
+    assert [status for status, _ in refusals] == [403, 403], refusals
+    assert accepted[0] == 200, f"{accepted}\n{elsewhere.log_tail()}"
+    row = await row_when(pair.database_url, tenant, sent.request_id, "delivered")
+    # The forged "failed" (final, like "delivered") would have won had it been published first.
+    assert (row.provider_message_id, row.error_code, row.provider_code) == (sid, None, None)
+    print(f"\npartition {home} of {tenant} is owned by {owners[home].base_url}; callback sent to {elsewhere.base_url}")
