@@ -1,9 +1,9 @@
 """The one "retry until Kafka (or the database) takes it" loop, with logging that stays readable in an outage.
 
-Giving up is not an option for a write that an acknowledgement depends on: returning would let the record be
-acked without its outcome, and raising would leave it to a caller that can only do the same. So a Kafka or
-database outage stalls the record (and is visible), and a drain or shutdown cancels the wait; the record is
-then given back unacked.
+Giving up on an outage is not an option for a write that an acknowledgement depends on: returning would let the
+record be acked without its outcome. So a Kafka or database outage stalls the record (and is visible), and a
+drain or shutdown cancels the wait; the record is then given back unacked. An error retrying cannot cure (a
+record Kafka refuses as too large, a bug) is raised instead, and the dispatcher makes it that record's outcome.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
+
+from aiokafka.errors import KafkaTimeoutError
 
 T = TypeVar("T")
 
@@ -45,7 +47,8 @@ async def until_taken(
     max_delay: float = 5.0,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> T:
-    """Call ``write`` until it succeeds (backing off up to ``max_delay``); cancellation ends it."""
+    """Call ``write`` until it succeeds (backing off up to ``max_delay``); cancellation ends it, and an error that
+    retrying cannot cure (:func:`worth_retrying`) is raised at once, for the caller to turn into an outcome."""
     delay = first_delay
     while True:
         try:
@@ -53,6 +56,25 @@ async def until_taken(
         except asyncio.CancelledError:
             raise
         except Exception as exc:
+            if not worth_retrying(exc):
+                raise
             warning.warn("%s failed (%s); retrying until it succeeds", what, type(exc).__name__)
             await sleep(delay)
             delay = min(delay * 2, max_delay)
+
+
+def worth_retrying(exc: BaseException) -> bool:
+    """Whether ``exc`` can go away by itself: an outage, not a verdict on the write.
+
+    Kafka's errors say so themselves (aiokafka's ``retriable``), except that a send that timed out
+    (``KafkaTimeoutError``) is flagged permanent while it is exactly what a broker outage looks like. A record the
+    broker refuses for what it is (too large, invalid) is not retried, and neither is a programming error
+    (``TypeError``, ``ValueError``...): retrying either would stall its partition forever. Anything else (a
+    driver's own exceptions, a test's fakes) is retried, as an acknowledgement depends on it.
+    """
+    if isinstance(exc, KafkaTimeoutError):
+        return True
+    flag = getattr(exc, "retriable", None)
+    if isinstance(flag, bool):
+        return flag
+    return not isinstance(exc, (TypeError, ValueError, AttributeError, KeyError, IndexError, AssertionError))

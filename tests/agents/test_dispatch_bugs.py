@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from aiokafka.errors import MessageSizeTooLargeError
 
 from smsdispatch.agents.dispatch import Routed
 from smsdispatch.agents.pipeline import Work
 from smsdispatch.schemas import ErrorCode, SmsFailed
 from smsdispatch.streams import topics
 
-from .fakes import harness, inbound, request_json
+from .fakes import RecordingPublisher, harness, inbound, request_json
 
 
 class ExplodingTenants:
@@ -77,3 +78,31 @@ async def test_an_invalid_record_whose_answer_raises_still_gets_one_invalid_requ
     assert (failed.request_id, failed.error.code) == ("r-broken", ErrorCode.INVALID_REQUEST)
     assert failed.error.message.endswith("internal error while handling it (ValueError)")
     assert calls == 1
+
+
+class RefusesLargeOutcomes(RecordingPublisher):
+    """Kafka refusing an outcome as too large (not an outage: retrying cannot help), once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.refused = 0
+
+    async def __call__(self, topic: str, key: bytes, value: bytes, partition: int | None = None) -> None:
+        if topic == topics.FAILED and not self.refused:
+            self.refused += 1
+            raise MessageSizeTooLargeError()
+        await super().__call__(topic, key, value, partition)
+
+
+@pytest.mark.asyncio
+async def test_an_outcome_kafka_refuses_as_too_large_is_replaced_by_a_small_one_instead_of_retried_forever() -> None:
+    publisher = RefusesLargeOutcomes()
+    h = harness(publisher=publisher)
+
+    await h.run([inbound(b'{"request_id": "r-big", "tenant_id": "acme", "to": "123"}')])
+
+    [emitted] = h.publisher.outcomes()
+    failed = SmsFailed.model_validate_json(emitted.value)
+    assert (failed.request_id, failed.error.code) == ("r-big", ErrorCode.INVALID_REQUEST)
+    assert "internal error while handling it (MessageSizeTooLargeError)" in failed.error.message
+    assert publisher.refused == 1
