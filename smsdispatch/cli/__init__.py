@@ -2,7 +2,7 @@
 
 Each verb lives in its own module under ``smsdispatch.cli`` exposing ``add_arguments(parser)`` and
 ``run(args) -> int``; modules are imported only when their verb runs, so ``--help`` and small verbs stay fast.
-Exit codes (CONTRACT.md): 0 success, 1 operational failure, 2 bad usage. Errors are one sentence on stderr:
+Exit codes (docs/CONTRACT.md): 0 success, 1 operational failure, 2 bad usage. Errors are one sentence on stderr:
 verbs raise :class:`CliError` and this module prints it; anything unexpected is reported the same way,
 without a traceback, and never with a secret in it.
 """

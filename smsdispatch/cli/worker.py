@@ -1,6 +1,6 @@
 """Run the worker: the dispatcher, the log sink and the status receiver, in one Faust worker process.
 
-Reads the CONTRACT.md environment (SMSDISPATCH_BROKER, SMSDISPATCH_DATABASE_URL, SMSDISPATCH_ENCRYPTION_KEYS,
+Reads the docs/CONTRACT.md environment (SMSDISPATCH_BROKER, SMSDISPATCH_DATABASE_URL, SMSDISPATCH_ENCRYPTION_KEYS,
 SMSDISPATCH_TWILIO_BASE_URL, SMSDISPATCH_PARTITIONS, SMSDISPATCH_PUBLIC_URL) and creates missing topics before
 it starts. Stop it with SIGTERM or Ctrl-C: in-flight batches finish before offsets are committed.
 """

@@ -1,7 +1,7 @@
 """The one pooled HTTP client every tenant's Twilio calls share, and how to read its transport failures.
 
 Production traffic goes through ``httpx_aiohttp.AiohttpTransport``: httpx's own pool tops out far below
-Twilio's ceiling of ~100 requests in flight per account (reference/http-client.md, encode/httpx#3215). The
+Twilio's ceiling of ~100 requests in flight per account (docs/reference/http-client.md, encode/httpx#3215). The
 transport is injectable so unit tests pass ``httpx.MockTransport``.
 """
 

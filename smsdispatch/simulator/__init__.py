@@ -1,6 +1,6 @@
 """A local Twilio: REST API v2010 messaging on 127.0.0.1, for tests, benchmarks and the demo.
 
-It speaks what reference/twilio.md describes — form bodies, Basic auth (account token or API key), 201 with
+It speaks what docs/reference/twilio.md describes — form bodies, Basic auth (account token or API key), 201 with
 Twilio's message JSON, Twilio's error JSON, test credentials with the magic numbers, message lifecycles with
 signed status callbacks — and adds knobs real Twilio lacks: latency, a concurrency limit, random or injected
 failures, and ``GET /_sim/messages``.

@@ -1,6 +1,6 @@
 """Who is calling: HTTP Basic credentials checked against the configured accounts and API keys.
 
-Rules, as Twilio applies them (reference/twilio.md, twilio.com/docs/iam/api-keys):
+Rules, as Twilio applies them (docs/reference/twilio.md, twilio.com/docs/iam/api-keys):
 - ``AccountSid:AuthToken`` or ``ApiKeySid:ApiKeySecret``; anything else is 401/20003.
 - An API key authenticates only for the account that owns it: a key used under another account's path is
   401/20003 (the key is looked up within the path's account, so it simply does not exist there).

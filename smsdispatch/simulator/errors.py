@@ -1,7 +1,7 @@
 """Twilio's error answers: the code, its HTTP status, and the message Twilio words it with.
 
 Every refusal in the simulator is a :class:`TwilioError`; the app turns it into Twilio's error body
-``{code, message, more_info, status}``. Codes and statuses follow reference/twilio.md; the few codes it does not
+``{code, message, more_info, status}``. Codes and statuses follow docs/reference/twilio.md; the few codes it does not
 list (21604, 21609, 21701, 21705, 20001) are Twilio's documented ones for those cases.
 """
 

@@ -1,6 +1,6 @@
 """Which creates misbehave: faults injected for tests (deterministic) and the random ``fail_rate`` share.
 
-The three random failures are the ones a client must tell apart (reference/twilio.md, "What is safe to
+The three random failures are the ones a client must tell apart (docs/reference/twilio.md, "What is safe to
 retry"): a 500 before anything was accepted, a 500 after the message was accepted, and a connection cut after
 the message was accepted. ``fail_rate`` splits evenly between them.
 """

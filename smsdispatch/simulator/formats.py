@@ -1,6 +1,6 @@
 """The JSON Twilio answers with: message and account resources, the list envelope, RFC 2822 dates.
 
-Types follow reference/twilio.md exactly: ``num_segments``, ``num_media`` and ``price`` are strings,
+Types follow docs/reference/twilio.md exactly: ``num_segments``, ``num_media`` and ``price`` are strings,
 ``error_code`` is an int or null, dates look like ``Thu, 24 Aug 2023 05:01:45 +0000``.
 """
 
@@ -88,7 +88,7 @@ def message_resource(message: Message, now_mono: float, *, as_created: bool = Fa
 
 
 def sim_message_summary(message: Message, now_mono: float) -> dict[str, Any]:
-    """One entry of ``GET /_sim/messages`` (CONTRACT.md); ``from`` is the sender as the client gave it."""
+    """One entry of ``GET /_sim/messages`` (docs/CONTRACT.md); ``from`` is the sender as the client gave it."""
     return {
         "sid": message.sid,
         "account_sid": message.account_sid,

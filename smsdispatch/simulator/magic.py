@@ -1,6 +1,6 @@
 """Twilio's test-credential rules: the magic ``From`` and ``To`` numbers and what each one answers.
 
-Source: reference/twilio.md ("Test credentials and magic numbers"), which matches twilio.com/docs/iam/
+Source: docs/reference/twilio.md ("Test credentials and magic numbers"), which matches twilio.com/docs/iam/
 test-credentials. Test credentials own no numbers and no Messaging Services, so any other ``From`` is 21606.
 """
 

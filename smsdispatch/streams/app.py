@@ -1,6 +1,6 @@
 """The Faust application: its configuration, the contract topics, and the two tables.
 
-Configuration choices, each because of a Faust trap (shared/reference/faust-kafka.md):
+Configuration choices, each because of a Faust trap (docs/reference/faust-kafka.md):
 
 * at-least-once (never ``exactly_once``: open duplicate/crash bugs); idempotency comes from the ledger;
 * raw bytes in and out (``value_serializer="raw"``): values are decoded by pydantic, so a bad record becomes

@@ -1,4 +1,4 @@
-"""Which failures of a create TwilioProvider retries (reference/twilio.md, "What is safe to retry")."""
+"""Which failures of a create TwilioProvider retries (docs/reference/twilio.md, "What is safe to retry")."""
 
 from __future__ import annotations
 
