@@ -1,4 +1,4 @@
-"""Outcomes per second of the whole pipeline, next to the simulator's own ceiling, in one run.
+"""Every per-core figure of the dispatch pipeline side by side, in one run.
 
 5,000 requests over 10 tenants (defaults), Twilio simulated at 50 ms latency in its own process, one worker
 process, a real Kafka broker (SMSDISPATCH_BROKER, or a private local broker started for the run):
@@ -6,9 +6,16 @@ process, a real Kafka broker (SMSDISPATCH_BROKER, or a private local broker star
     .venv/bin/python benchmarks/dispatch_throughput.py [--requests 5000] [--tenants 10] [--latency-ms 50]
         [--workers 1,2]
 
-Prints: the simulator's ceiling (creates/s it sustains driven directly by aiohttp with the worker's
-concurrency), then for each worker count the pipeline's outcomes/s from the first request published to the
-last outcome read, and how many requests each worker took.
+Prints:
+  (a) the raw aiohttp ceiling against the simulator (creates/s, this process driving it with the worker's
+      concurrency) and its client CPU per create;
+  (b) the naive design's rate: the official twilio SDK, synchronous, one message at a time;
+  (c) for each worker count, the pipeline's outcomes/s from the first request published to the last outcome
+      read, and how many requests each worker took;
+  (d) the worker's CPU per request, read from /proc for the worker process itself;
+  (e) the ratios (c)/(a), (c)/(b) and (d)/(a's CPU per create);
+  (f) request-to-outcome p50 and p99 latency with requests published at about half of (c);
+  (g) the worker's peak RSS (VmHWM).
 """
 
 from __future__ import annotations
@@ -49,6 +56,57 @@ async def simulator_ceiling(base_url: str, account: str, token: str, sender: str
         started = time.perf_counter()
         await asyncio.gather(*(one(n) for n in range(total)))
         return total / (time.perf_counter() - started)
+
+
+def naive_sdk_rate(base_url: str, account: str, token: str, sender: str, seconds: float = 8.0) -> float:
+    """Messages/s of the seed's design: the official SDK, synchronous, one message after the other."""
+    from twilio.rest import Client  # a dev dependency, only for this comparison
+
+    client = Client(account, token)
+    client.api.base_url = base_url
+    sent, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        client.messages.create(to="+14155552671", from_=sender, body=f"naive {sent}")
+        sent += 1
+    return sent / (time.perf_counter() - started)
+
+
+def proc_cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+async def latencies(broker: str, tenants: list[str], rate: float, seconds: float) -> tuple[float, float]:
+    """p50 and p99 (seconds) from publish to outcome, publishing at ``rate`` requests/s for ``seconds``."""
+    total = max(1, int(rate * seconds))
+    requests = [
+        SmsRequested(request_id=uuid.uuid4().hex, tenant_id=tenants[n % len(tenants)], to="+14155552671", body=f"l{n}")
+        for n in range(total)
+    ]
+    start_ms = int(time.time() * 1000) - 1000
+    published: dict[str, float] = {}
+    async with SmsClient(broker) as client:
+        started = time.perf_counter()
+        for n, request in enumerate(requests):
+            delay = started + n / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            published[request.request_id] = time.time()
+            await client.publish(request)
+        outcomes = await client.wait_for(list(published), timeout=600, since_ms=start_ms)
+    took = sorted(
+        (outcome.dispatched_at.timestamp() if isinstance(outcome, SmsDispatched) else time.time())
+        - published[request_id]
+        for request_id, outcome in outcomes.items()
+    )
+    return took[len(took) // 2], took[min(len(took) - 1, int(len(took) * 0.99))]
 
 
 async def pipeline(broker: str, tenants: list[str], total: int) -> tuple[float, int]:
@@ -103,10 +161,14 @@ def main() -> None:
         for tenant, sender in zip(tenants, senders, strict=True):
             assert cli(["tenants", "set", tenant, "--account-sid", sid, "--auth-token", token, "--from", sender]) == 0
         in_flight = 100 * min(args.tenants, 10)
-        ceiling = asyncio.run(
-            simulator_ceiling(f"http://127.0.0.1:{sim_port}", sid, token, senders[0], args.requests, in_flight)
-        )
-        print(f"simulator ceiling at {args.latency_ms} ms, {in_flight} in flight: {ceiling:,.0f} creates/s")
+        sim_url = f"http://127.0.0.1:{sim_port}"
+        cpu_before = time.process_time()
+        ceiling = asyncio.run(simulator_ceiling(sim_url, sid, token, senders[0], args.requests, in_flight))
+        raw_cpu_us = (time.process_time() - cpu_before) / args.requests * 1e6
+        print(f"(a) raw aiohttp ceiling at {args.latency_ms} ms, {in_flight} in flight: {ceiling:,.0f} creates/s, "
+              f"client CPU {raw_cpu_us:,.0f} µs per create")  # fmt: skip
+        naive = naive_sdk_rate(sim_url, sid, token, senders[0])
+        print(f"(b) naive design (twilio SDK, synchronous, one at a time): {naive:,.1f} messages/s")
         for count in worker_counts:
             ports = free_ports(count)
             workers = [
@@ -119,14 +181,29 @@ def main() -> None:
                 for worker in workers:
                     worker.start(timeout=120)
                 time.sleep(3)  # let the group settle: the first rebalances are not part of the figure
+                pids = [pid for worker in workers if (pid := worker.pid) is not None]
+                cpu_before = sum(proc_cpu_seconds(pid) for pid in pids)
                 rate, dispatched = asyncio.run(pipeline(broker_url, tenants, args.requests))
+                worker_cpu_us = (sum(proc_cpu_seconds(pid) for pid in pids) - cpu_before) / args.requests * 1e6
                 split = [int(worker_metric(worker.base_url, "smsdispatch_requests_total")) for worker in workers]
+                p50, p99 = asyncio.run(latencies(broker_url, tenants, rate / 2, seconds=10))
+                peak = max(peak_rss_mb(pid) for pid in pids)
             finally:
                 for worker in workers:
                     worker.stop()
-            print(f"{count} worker(s): {args.requests} requests over {args.tenants} tenants -> {rate:,.0f} outcomes/s "
-                  f"({dispatched} dispatched), {rate / ceiling:.0%} of the simulator's ceiling; "
-                  f"requests taken per worker: {split}")  # fmt: skip
+            print(
+                f"(c) {count} worker(s): {args.requests} requests over {args.tenants} tenants -> {rate:,.0f} "
+                f"outcomes/s ({dispatched} dispatched); requests taken per worker: {split}"
+            )
+            print(f"(d) worker CPU per request: {worker_cpu_us:,.0f} µs")
+            print(
+                f"(e) (c)/(a) = {rate / ceiling:.2f}   (c)/(b) = {rate / naive:,.0f}x   "
+                f"(d)/(a's CPU per create) = {worker_cpu_us / raw_cpu_us:.1f}x"
+            )
+            print(
+                f"(f) at {rate / 2:,.0f} requests/s (half of (c)): p50 {p50 * 1000:,.0f} ms, p99 {p99 * 1000:,.0f} ms"
+            )
+            print(f"(g) worker peak RSS: {peak:,.0f} MB")  # fmt: skip
     finally:
         simulator.stop()
         if local is not None:

@@ -19,6 +19,16 @@ from smsdispatch.schemas import RAW_EXCERPT_BYTES, ErrorCode, ErrorInfo, SmsFail
 
 def decode_request(value: bytes | None, record_time: datetime) -> SmsRequested | SmsFailed:
     """Parse one record value; ``requested_at`` defaults to the record's own timestamp."""
+    if value is not None:
+        # The common case first, in one parse; the step-by-step diagnosis below runs only for a bad record.
+        try:
+            request = SmsRequested.model_validate_json(value)
+        except ValidationError:
+            pass
+        else:
+            if request.requested_at is None:
+                request = request.model_copy(update={"requested_at": record_time})
+            return request
     if value is None:
         return _invalid("the record has no value (a tombstone); expected an SmsRequested JSON object", None)
     try:
