@@ -23,6 +23,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
+import subprocess
 import tempfile
 import time
 import uuid
@@ -69,6 +71,13 @@ def naive_sdk_rate(base_url: str, account: str, token: str, sender: str, seconds
         client.messages.create(to="+14155552671", from_=sender, body=f"naive {sent}")
         sent += 1
     return sent / (time.perf_counter() - started)
+
+
+def start_profiler(prefix: str, pid: int, workers: int) -> subprocess.Popen[bytes]:
+    """py-spy (a dev tool: pip install py-spy) sampling the first worker; collapsed stacks go to PREFIX-N.txt."""
+    out = f"{prefix}-{workers}.txt"
+    command = ["py-spy", "record", "--pid", str(pid), "--format", "raw", "--output", out, "--rate", "200"]
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def proc_cpu_seconds(pid: int) -> float:
@@ -130,6 +139,7 @@ def main() -> None:
     parser.add_argument("--tenants", type=int, default=10)
     parser.add_argument("--latency-ms", type=int, default=50)
     parser.add_argument("--workers", default="1", help="worker counts to measure, comma-separated (1,2)")
+    parser.add_argument("--profile", help="sample the first worker with py-spy into PROFILE-<workers>.txt")
     args = parser.parse_args()
     worker_counts = [int(n) for n in args.workers.split(",")]
     work = Path(tempfile.mkdtemp(prefix="smsdispatch-bench-"))
@@ -183,7 +193,11 @@ def main() -> None:
                 time.sleep(3)  # let the group settle: the first rebalances are not part of the figure
                 pids = [pid for worker in workers if (pid := worker.pid) is not None]
                 cpu_before = sum(proc_cpu_seconds(pid) for pid in pids)
+                profiler = start_profiler(args.profile, pids[0], count) if args.profile else None
                 rate, dispatched = asyncio.run(pipeline(broker_url, tenants, args.requests))
+                if profiler is not None:
+                    profiler.send_signal(signal.SIGINT)
+                    profiler.wait(timeout=60)
                 worker_cpu_us = (sum(proc_cpu_seconds(pid) for pid in pids) - cpu_before) / args.requests * 1e6
                 split = [int(worker_metric(worker.base_url, "smsdispatch_requests_total")) for worker in workers]
                 p50, p99 = asyncio.run(latencies(broker_url, tenants, rate / 2, seconds=10))

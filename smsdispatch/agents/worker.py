@@ -150,6 +150,7 @@ def build_worker(
             return  # the drain commits at the revocation; a commit now would be refused
         try:
             await streams.commits.flush()
+            ledger.checkpoint()
         except Exception:
             log.exception("committing offsets failed; the next pass retries")
 
@@ -250,6 +251,7 @@ def build_worker(
         await sink.close()
         await progress.close()
         await holes.close()
+        ledger.checkpoint()
         for http in http_slot:
             await http.aclose()
 

@@ -51,6 +51,12 @@ class TwilioHttp:
             transport=transport,
             headers={"User-Agent": _USER_AGENT, "Accept": "application/json"},
         )
+        # Twilio sets no cookies we need, and httpx stores every response's in a cookie jar through urllib's
+        # request/response adapters: 14% of the worker's HTTP CPU, measured with py-spy. No public switch.
+        self._client._cookies = _NoCookies()
+        # Absolute URLs by path, parsed once: httpx re-parses and merges a relative path on every request
+        # (12% of the HTTP CPU). Paths are per account and endpoint, so there are few.
+        self._urls: dict[str, httpx.URL] = {}
 
     @property
     def base_url(self) -> str:
@@ -66,7 +72,12 @@ class TwilioHttp:
         params: Mapping[str, str] | None = None,
     ) -> httpx.Response:
         """Send one request (no retries here) and return the response with its body read."""
-        return await self._client.request(method, path, auth=auth, data=data, params=params)
+        url = self._urls.get(path)
+        if url is None:
+            if len(self._urls) > 10_000:
+                self._urls.clear()
+            url = self._urls[path] = self._client._merge_url(path)
+        return await self._client.request(method, url, auth=auth, data=data, params=params)
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -84,6 +95,13 @@ class TwilioHttp:
 
     def __repr__(self) -> str:
         return f"TwilioHttp(base_url={self.base_url!r})"
+
+
+class _NoCookies(httpx.Cookies):
+    """A cookie store that keeps nothing: the client never sends or stores cookies."""
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        return None
 
 
 def nothing_was_sent(error: httpx.TransportError) -> bool:

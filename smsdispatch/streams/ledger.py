@@ -146,6 +146,10 @@ class Ledger:
             self._store.delete(partition, key)
         return [partial(self._write_changelog, key, None, partition) for key, partition in expired]
 
+    def checkpoint(self) -> None:
+        """Write down how far the store holds the changelog (a warm restart replays only what came after)."""
+        self._store.checkpoint()
+
     def __len__(self) -> int:
         """How many entries the store holds; an estimate for RocksDB (counting would read every key)."""
         return self._store.approximate_len()

@@ -190,3 +190,19 @@ def test_base_url_that_is_not_http_is_refused_without_echoing_it(url: str) -> No
         TwilioHttp(url)
 
     assert "s3cret" not in str(caught.value)
+
+
+@pytest.mark.asyncio
+async def test_cookies_twilio_sets_are_neither_kept_nor_sent_back() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json={}, headers={"Set-Cookie": "session=abc; Path=/"})
+
+    async with TwilioHttp("https://api.twilio.test", transport=httpx.MockTransport(handler)) as http:
+        for _ in range(2):
+            await http.request("GET", "/2010-04-01/Accounts.json", auth=httpx.BasicAuth("AC1", "t"))
+
+    assert [request.headers.get("Cookie") for request in seen] == [None, None]
+    assert [str(request.url) for request in seen] == ["https://api.twilio.test/2010-04-01/Accounts.json"] * 2

@@ -171,6 +171,7 @@ async def test_the_changelog_offset_each_write_reached_is_remembered_for_a_warm_
     for n in range(3):
         await ledger.mark(ledger_key("acme", f"r-{n}"), entry(partition=2))
     await ledger.mark(ledger_key("acme", "r-other"), entry(partition=6))
+    ledger.checkpoint()  # positions are written at most once a second, and at every checkpoint
 
     if backend.rocks is not None:
         assert backend.rocks.persisted == {2: 2, 6: 0}
