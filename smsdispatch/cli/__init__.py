@@ -13,14 +13,12 @@ import argparse
 import importlib
 import importlib.util
 import logging
-import os
 import sys
 from collections.abc import Sequence
 
 from aiokafka.errors import KafkaConnectionError
 
-from smsdispatch.cli._common import CliError, unreachable_kafka
-from smsdispatch.settings import DEFAULT_BROKER
+from smsdispatch.cli._common import CliError, broker_for_messages, unreachable_kafka
 
 VERBS: dict[str, tuple[str, str]] = {
     "worker": ("smsdispatch.cli.worker", "run the Faust worker: dispatcher, log sink, status receiver"),
@@ -65,7 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"smsdispatch {args.verb}: {exc}", file=sys.stderr)
         return exc.exit_code
     except KafkaConnectionError:
-        unreachable = unreachable_kafka(os.environ.get("SMSDISPATCH_BROKER", DEFAULT_BROKER))
+        unreachable = unreachable_kafka(broker_for_messages())
         print(f"smsdispatch {args.verb}: {unreachable}", file=sys.stderr)
         return unreachable.exit_code
     except KeyboardInterrupt:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import ValidationError
 
 from smsdispatch.crypto import KeyConfigError, Keyring
-from smsdispatch.settings import Settings
+from smsdispatch.settings import DEFAULT_BROKER, Settings
 
 
 class CliError(Exception):
@@ -25,6 +25,14 @@ def load_settings(**overrides: object) -> Settings:
         name = "SMSDISPATCH_" + str(first["loc"][0]).upper() if first["loc"] else "an SMSDISPATCH_ variable"
         raise CliError(f"{name} is not valid: {first['msg']}.", exit_code=2) from None
     return settings.model_copy(update=overrides) if overrides else settings
+
+
+def broker_for_messages() -> str:
+    """The broker an error message names: the configured one, or the default if the settings are unreadable."""
+    try:
+        return Settings().broker
+    except ValidationError:
+        return DEFAULT_BROKER
 
 
 def load_keyring(settings: Settings) -> Keyring:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
-import os
 import signal
 import sys
 import tempfile
@@ -65,12 +64,13 @@ def run(args: argparse.Namespace) -> int:
     if isinstance(sys.stdout, io.TextIOWrapper):
         sys.stdout.reconfigure(line_buffering=True)  # progress shows as it happens, also through a pipe
     settings = load_settings()
-    env_broker = os.environ.get("SMSDISPATCH_BROKER", "").strip()
+    # Set explicitly (the environment), the demo uses that broker; otherwise it starts its own.
+    env_broker = settings.broker.strip() if "broker" in settings.model_fields_set else ""
     if settings.encryption_keys is None:
         settings = settings.model_copy(update={"encryption_keys": SecretStr(generate_key())})
     keyring = load_keyring(settings)
     workdir = _workdir(args.dir)
-    if not os.environ.get("SMSDISPATCH_DATABASE_URL", "").strip():
+    if "database_url" not in settings.model_fields_set or not settings.database_url.strip():
         settings = settings.model_copy(update={"database_url": f"sqlite+aiosqlite:///{workdir / 'dispatch.db'}"})
     started = time.monotonic()
     stack = DemoStack(workdir, say=_say)

@@ -108,7 +108,7 @@ async def _set(args: argparse.Namespace, settings: Settings, keyring: Keyring) -
         record = await verified_record(args.tenant, config, keyring, settings, verify=not args.no_verify)
     except ValidationError as exc:
         raise bad_usage(exc, _FLAGS, whole="TENANT") from None
-    await ensure_topics(settings.broker, settings.partitions)
+    await ensure_topics(settings.broker, settings.partitions, replication_factor=settings.replication_factor)
     await publish_tenant(settings.broker, args.tenant, record)
     print(describe_tenant(record))
     return 0

@@ -49,7 +49,9 @@ def run(args: argparse.Namespace) -> int:
     from smsdispatch.streams.topics import check_partitions
 
     try:
-        mismatched = asyncio.run(asyncio.wait_for(check_partitions(settings.broker, settings.partitions), timeout=30))
+        replicas = settings.replication_factor
+        checking = check_partitions(settings.broker, settings.partitions, replication_factor=replicas)
+        mismatched = asyncio.run(asyncio.wait_for(checking, timeout=30))
     except Exception as exc:
         raise CliError(
             f"cannot reach Kafka at {settings.broker} to create the topics ({type(exc).__name__})."

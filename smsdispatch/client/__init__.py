@@ -1,6 +1,7 @@
 """Publish SMS requests, subscribe to their outcomes, and replay them, from Python.
 
-Publishing (``broker`` defaults to SMSDISPATCH_BROKER, e.g. ``kafka://127.0.0.1:9092``)::
+Publishing (``broker`` defaults to ``kafka://127.0.0.1:9092``; the library reads no environment variable, so
+pass ``Settings().broker`` to follow SMSDISPATCH_BROKER)::
 
     async with SmsClient() as client:
         request = await client.send("acme", "+14155552671", "Your code is 123456")   # -> SmsRequested

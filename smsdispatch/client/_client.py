@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from smsdispatch.client._reading import TopicRecord, tail_topic
 from smsdispatch.schemas import Outcome, SmsDispatched, SmsFailed, SmsRequested
-from smsdispatch.settings import Settings, bootstrap_servers
+from smsdispatch.settings import DEFAULT_BROKER, bootstrap_servers
 from smsdispatch.streams import topics
 from smsdispatch.streams.topics import ensure_topics
 
@@ -41,8 +41,12 @@ def parse_outcome(record: TopicRecord) -> Outcome | None:
 class SmsClient:
     """Publishes ``SmsRequested`` (keyed by tenant_id, acks=all) and follows the outcome topics."""
 
-    def __init__(self, broker: str | None = None) -> None:
-        self.broker = broker or Settings().broker
+    def __init__(self, broker: str = DEFAULT_BROKER, *, partitions: int = 8, replication_factor: int = 1) -> None:
+        """``partitions`` and ``replication_factor`` are used only to create the contract's topics if they are
+        missing (publishing to a missing topic would create it with the broker's defaults)."""
+        self.broker = broker
+        self._partitions = partitions
+        self._replication_factor = replication_factor
         self._producer: AIOKafkaProducer | None = None
 
     async def __aenter__(self) -> Self:
@@ -56,7 +60,7 @@ class SmsClient:
             self._producer = None
             raise
         # Publishing to a missing topic would auto-create it with the broker's defaults (one partition).
-        await ensure_topics(self.broker, Settings().partitions)
+        await ensure_topics(self.broker, self._partitions, replication_factor=self._replication_factor)
         return self
 
     async def __aexit__(

@@ -5,7 +5,7 @@ Keys come from ``SMSDISPATCH_ENCRYPTION_KEYS``: comma-separated keys, each 32 ra
 the id (kid) of the key that sealed it: a truncated SHA-256 of the key, which identifies it without revealing
 it. Ciphertexts are Fernet tokens (authenticated: tampering is detected, never decrypted into garbage).
 
-    keyring = Keyring.from_settings()          # KeyConfigError: one sentence, no key material
+    keyring = Keyring.from_settings(Settings())  # KeyConfigError: one sentence, no key material
     envelope = keyring.seal(config)            # TenantConfig -> EncryptedConfig
     config = keyring.unseal(envelope)          # UnsealError names the kid when it cannot
     envelope = keyring.reseal(envelope)        # re-encrypt under the current key

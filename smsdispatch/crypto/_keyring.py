@@ -40,9 +40,9 @@ class Keyring:
         return cls(split_key_list(value))
 
     @classmethod
-    def from_settings(cls, settings: Settings | None = None) -> Keyring:
-        """Build from ``SMSDISPATCH_ENCRYPTION_KEYS`` as read by :class:`Settings` (default: from the env)."""
-        secret = (settings if settings is not None else Settings()).encryption_keys
+    def from_settings(cls, settings: Settings) -> Keyring:
+        """Build from the ``SMSDISPATCH_ENCRYPTION_KEYS`` of ``settings`` (read once, by the caller)."""
+        secret = settings.encryption_keys
         return cls.from_value(secret.get_secret_value() if secret is not None else None)
 
     @property

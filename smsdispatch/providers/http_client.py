@@ -15,7 +15,7 @@ import aiohttp
 import httpx
 from httpx_aiohttp import AiohttpTransport
 
-from smsdispatch.settings import Settings
+from smsdispatch.settings import DEFAULT_TWILIO_BASE_URL
 
 DEFAULT_MAX_CONNECTIONS = 100
 DEFAULT_TIMEOUT = httpx.Timeout(connect=5.0, read=15.0, write=10.0, pool=10.0)
@@ -25,20 +25,21 @@ _USER_AGENT = "smsdispatch/0.1 (+httpx)"
 class TwilioHttp:
     """One ``httpx.AsyncClient`` per process, shared by every :class:`TwilioProvider`.
 
-    ``base_url`` defaults to ``SMSDISPATCH_TWILIO_BASE_URL``. ``max_connections`` is the concurrency cap: the
-    aiohttp connector never opens more sockets than that, so requests beyond it wait for a free connection
-    (at most ``timeout.pool`` seconds, after which nothing was sent and the call may be retried).
+    ``base_url`` is Twilio's own unless given (the worker passes ``SMSDISPATCH_TWILIO_BASE_URL``).
+    ``max_connections`` is the concurrency cap: the aiohttp connector never opens more sockets than that, so
+    requests beyond it wait for a free connection (at most ``timeout.pool`` seconds, after which nothing was
+    sent and the call may be retried).
     """
 
     def __init__(
         self,
-        base_url: str | None = None,
+        base_url: str = DEFAULT_TWILIO_BASE_URL,
         *,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
         timeout: httpx.Timeout = DEFAULT_TIMEOUT,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        url = base_url if base_url is not None else Settings().twilio_base_url
+        url = base_url
         _check_base_url(url)
         if max_connections < 1:
             raise ValueError("max_connections must be at least 1")

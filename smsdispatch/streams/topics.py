@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
-from smsdispatch.settings import Settings, bootstrap_servers
+from smsdispatch.settings import bootstrap_servers
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,9 @@ CONTRACT_TOPICS = (
 )
 
 
-async def ensure_topics(broker_url: str, partitions: int, specs: tuple[TopicSpec, ...] = CONTRACT_TOPICS) -> list[str]:
+async def ensure_topics(
+    broker_url: str, partitions: int, specs: tuple[TopicSpec, ...] = CONTRACT_TOPICS, replication_factor: int = 1
+) -> list[str]:
     """Create every topic of ``specs`` that does not exist yet; return the names created.
 
     Existing topics are left alone, whatever their partition count: changing it would move keys between
@@ -59,7 +61,7 @@ async def ensure_topics(broker_url: str, partitions: int, specs: tuple[TopicSpec
                         NewTopic(
                             spec.name,
                             num_partitions=partitions,
-                            replication_factor=Settings().replication_factor,
+                            replication_factor=replication_factor,
                             topic_configs=spec.config,
                         )
                     ]
@@ -84,10 +86,10 @@ async def ensure_topics(broker_url: str, partitions: int, specs: tuple[TopicSpec
 
 
 async def check_partitions(
-    broker_url: str, partitions: int, specs: tuple[TopicSpec, ...] = CONTRACT_TOPICS
+    broker_url: str, partitions: int, specs: tuple[TopicSpec, ...] = CONTRACT_TOPICS, replication_factor: int = 1
 ) -> list[str]:
     """Create the missing topics; return those that exist with another partition count than ``partitions``."""
-    await ensure_topics(broker_url, partitions, specs)
+    await ensure_topics(broker_url, partitions, specs, replication_factor)
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers(broker_url))
     await admin.start()
     try:

@@ -176,12 +176,12 @@ async def test_default_transport_never_opens_more_connections_than_the_cap() -> 
     assert 1 <= len(peers) <= 2
 
 
-def test_base_url_defaults_to_smsdispatch_twilio_base_url(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SMSDISPATCH_TWILIO_BASE_URL", "http://127.0.0.1:8099")
+def test_base_url_is_twilios_own_unless_given_and_the_environment_is_not_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SMSDISPATCH_TWILIO_BASE_URL", "http://127.0.0.1:8099")  # the caller's to pass, not ours
 
     http = TwilioHttp(transport=httpx.MockTransport(lambda request: httpx.Response(200)))
 
-    assert http.base_url == "http://127.0.0.1:8099"
+    assert http.base_url == "https://api.twilio.com"
 
 
 @pytest.mark.parametrize("url", ["ftp://api.twilio.com", "api.twilio.com", "https://user:s3cret@"])
