@@ -15,6 +15,7 @@ from smsdispatch.cli._common import CliError, bad_usage, load_settings, unreacha
 from smsdispatch.client import SmsClient, new_request_id
 from smsdispatch.schemas import SmsDispatched, SmsRequested
 from smsdispatch.schemas.messages import Outcome
+from smsdispatch.settings import Settings
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -48,16 +49,17 @@ def run(args: argparse.Namespace) -> int:
     except ValidationError as exc:
         raise bad_usage(exc, {"tenant_id": "--tenant"}, whole="the request") from None
     try:
-        return asyncio.run(_send(args, settings.broker, request))
+        return asyncio.run(_send(args, settings, request))
     except TimeoutError as exc:
         raise CliError(str(exc) + ".") from None
     except OSError:
         raise unreachable_kafka(settings.broker) from None
 
 
-async def _send(args: argparse.Namespace, broker: str, request: SmsRequested) -> int:
+async def _send(args: argparse.Namespace, settings: Settings, request: SmsRequested) -> int:
     started_ms = int(time.time() * 1000) - 5_000
-    async with SmsClient(broker) as client:
+    topics = {"partitions": settings.partitions, "replication_factor": settings.replication_factor}
+    async with SmsClient(settings.broker, **topics) as client:
         await client.publish(request)
         print(f"published {request.request_id} for {request.tenant_id}")
         if not args.wait:
