@@ -55,6 +55,8 @@ class Settings(BaseSettings):
     #: A worker told to stop (SIGTERM, Ctrl-C) exits within this long, whatever is stuck (a broker away, say);
     #: what it could not finish is left uncommitted for the next owner. At least drain_seconds + 5 is used.
     stop_seconds: float = Field(default=30.0, gt=0)
+    #: The worker's log lines: ``text`` for people, ``json`` (one object per line) for log collectors.
+    log_format: Literal["text", "json"] = "text"
 
 
 def bootstrap_servers(broker_url: str) -> str:

@@ -1,8 +1,12 @@
-"""The worker's log: one JSON object per line on stderr, whatever logs it, and no floods.
+"""The worker's log: lines for people by default, one JSON object per line for collectors, and no floods.
 
-Every line is a JSON object with ``time``, ``level``, ``logger``, ``pid`` and ``message``; structured events
-(one per outcome) add their fields (``logging.info(msg, extra={"fields": {...}})``), and a traceback comes as
-``exception``. Faust, aiokafka and mode log through the same handler, so a collector parses every line.
+``SMSDISPATCH_LOG_FORMAT=text`` (the default) writes ``[time] [pid] [LEVEL] name: message``, and a structured
+event (one per outcome, ``logging.info(msg, extra={"fields": {...}})``) appends its fields as JSON.
+``SMSDISPATCH_LOG_FORMAT=json`` writes every record, Faust's, aiokafka's and tracebacks included, as one JSON
+object per line with ``time``, ``level``, ``logger``, ``pid``, ``message``, the event's fields as keys of their
+own, and ``exc_info`` for a traceback. It uses python-json-logger rather than structlog: the records come from
+the standard library's logging in Faust, aiokafka and our code alike, and python-json-logger is a formatter for
+exactly those, with nothing else to adopt.
 
 Libraries repeat themselves when the broker is away (aiokafka logged about 4,000 "Unable connect to node" lines
 a second in a measured outage). :class:`Throttle` lets one line through per logger, level and message template
@@ -19,27 +23,46 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from pythonjsonlogger.json import JsonFormatter
 
-class JsonLines(logging.Formatter):
+
+class TextLines(logging.Formatter):
+    """``[time] [pid] [LEVEL] name: message``, then an event's fields as JSON, then any traceback."""
+
+    def __init__(self) -> None:
+        super().__init__("[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s")
+
     def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname,
-            "logger": record.name,
-            "pid": record.process,
-            "message": record.getMessage(),
-        }
+        line = super().format(record)
         fields = getattr(record, "fields", None)
-        if isinstance(fields, dict):
-            entry.update((key, value) for key, value in fields.items() if key not in entry)
         suppressed = getattr(record, "suppressed", 0)
+        if isinstance(fields, dict):
+            line += " " + json.dumps(fields, ensure_ascii=False, default=str)
         if suppressed:
-            entry["suppressed"] = suppressed
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        if record.stack_info:
-            entry["stack"] = self.formatStack(record.stack_info)
-        return json.dumps(entry, ensure_ascii=False, default=str)
+            line += f" ({suppressed} more like it held back)"
+        return line
+
+
+class JsonLines(JsonFormatter):
+    """One JSON object per record; an event's ``fields`` become keys of their own."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "%(asctime)s %(levelname)s %(name)s %(process)d %(message)s",
+            rename_fields={"asctime": "time", "levelname": "level", "name": "logger", "process": "pid"},
+            json_ensure_ascii=False,
+        )
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        return datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
+
+    def add_fields(self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]) -> None:
+        super().add_fields(log_data, record, message_dict)
+        fields = log_data.pop("fields", None)
+        if isinstance(fields, dict):
+            log_data.update((key, value) for key, value in fields.items() if key not in log_data)
+        if not log_data.get("suppressed"):
+            log_data.pop("suppressed", None)
 
 
 class Throttle(logging.Filter):
@@ -69,20 +92,21 @@ class Throttle(logging.Filter):
         return True
 
 
-def worker_logging(level: str) -> dict[str, object]:
-    """The ``logging.config.dictConfig`` for the worker: JSON lines on stderr, throttled library noise.
+def worker_logging(level: str, log_format: str = "text") -> dict[str, object]:
+    """The ``logging.config.dictConfig`` for the worker: text or JSON lines on stderr, throttled library noise.
 
     (Faust's default colour formatter also cost about 7% of the worker's CPU under load, measured with py-spy.)
     """
+    formatter = JsonLines if log_format == "json" else TextLines
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "formatters": {"json": {"()": JsonLines}},
+        "formatters": {"lines": {"()": formatter}},
         "filters": {"throttle": {"()": Throttle}},
         "handlers": {
             "stderr": {
                 "class": "logging.StreamHandler",
-                "formatter": "json",
+                "formatter": "lines",
                 "filters": ["throttle"],
                 "level": level,
             }

@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     worker = bounded_stop_worker(Worker, max(settings.stop_seconds, settings.drain_seconds + 5))(
         streams.app,
         loglevel=args.loglevel.upper(),
-        logging_config=worker_logging(args.loglevel.upper()),
+        logging_config=worker_logging(args.loglevel.upper(), settings.log_format),
         quiet=True,
         redirect_stdouts=False,
     )

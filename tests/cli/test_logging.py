@@ -1,4 +1,4 @@
-"""The worker's log lines: JSON objects, structured fields kept, library floods held back and counted."""
+"""The worker's log lines: text by default, JSON objects on request, fields kept, library floods held back."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from smsdispatch.cli._logging import JsonLines, Throttle, worker_logging
+from smsdispatch.cli._logging import JsonLines, TextLines, Throttle, worker_logging
 
 
 @pytest.fixture
@@ -59,7 +59,7 @@ def test_a_traceback_stays_inside_its_line(captured: io.StringIO) -> None:
         logging.getLogger("smsdispatch.worker").exception("failed")
 
     [line] = lines(captured)
-    assert "ValueError: boom" in str(line["exception"])
+    assert "ValueError: boom" in str(line["exc_info"])
 
 
 def test_a_library_repeating_an_error_is_held_to_one_line_and_the_next_one_counts_the_rest(
@@ -85,13 +85,25 @@ def test_the_projects_own_warnings_are_never_held_back(captured: io.StringIO) ->
     assert len(lines(captured)) == 3
 
 
-def test_the_worker_configuration_is_accepted_by_dictconfig() -> None:
+@pytest.mark.parametrize(("log_format", "formatter"), [("text", TextLines), ("json", JsonLines)])
+def test_the_worker_configuration_is_accepted_by_dictconfig(log_format: str, formatter: type) -> None:
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
     try:
-        logging.config.dictConfig(worker_logging("INFO"))
-        [handler] = [h for h in root.handlers if isinstance(h.formatter, JsonLines)]
+        logging.config.dictConfig(worker_logging("INFO", log_format))
+        [handler] = [h for h in root.handlers if isinstance(h.formatter, formatter)]
         assert any(isinstance(f, Throttle) for f in handler.filters)
+        assert logging.getLogger("httpx").level == logging.WARNING, "one line per HTTP call would drown outcomes"
     finally:
         root.handlers[:] = handlers
         root.setLevel(level)
+
+
+def test_text_lines_are_for_people_with_an_events_fields_appended() -> None:
+    record = logging.LogRecord("smsdispatch.dispatcher", logging.INFO, __file__, 1, "sms.dispatched %s", ("r-1",), None)
+    record.fields = {"event": "sms.dispatched", "request_id": "r-1"}
+
+    line = TextLines().format(record)
+
+    assert "[INFO] smsdispatch.dispatcher: sms.dispatched r-1 " in line
+    assert line.endswith('{"event": "sms.dispatched", "request_id": "r-1"}')
