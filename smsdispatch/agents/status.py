@@ -18,8 +18,7 @@ from collections.abc import Mapping
 
 from smsdispatch.providers.signature import is_valid_signature
 from smsdispatch.schemas import ErrorInfo, SmsStatus
-from smsdispatch.streams.tenant_view import TenantView
-from smsdispatch.streams.tenants import ReadyTenant, TenantDirectory
+from smsdispatch.streams.tenants import ReadyTenant
 
 
 class CallbackRejected(Exception):
@@ -30,32 +29,7 @@ class CallbackRejected(Exception):
         self.status = status
 
 
-async def receive_callback(
-    tenants: TenantView,
-    tenant_id: str,
-    request_id: str | None,
-    url: str,
-    form: Mapping[str, str],
-    signature: str | None,
-) -> SmsStatus:
-    """As :func:`status_from_callback`, with the tenant from the view of every tenant (waiting, bounded, for one
-    it does not hold yet)."""
-    return _checked(await tenants.lookup(tenant_id), tenant_id, request_id, url, form, signature)
-
-
 def status_from_callback(
-    tenants: TenantDirectory,
-    tenant_id: str,
-    request_id: str | None,
-    url: str,
-    form: Mapping[str, str],
-    signature: str | None,
-) -> SmsStatus:
-    """Check a callback and turn it into the record to publish, or raise :class:`CallbackRejected`."""
-    return _checked(tenants.lookup(tenant_id), tenant_id, request_id, url, form, signature)
-
-
-def _checked(
     tenant: ReadyTenant | ErrorInfo,
     tenant_id: str,
     request_id: str | None,
@@ -63,6 +37,8 @@ def _checked(
     form: Mapping[str, str],
     signature: str | None,
 ) -> SmsStatus:
+    """Check a callback against the tenant it names (as looked up by the caller: every worker holds every
+    tenant) and turn it into the record to publish, or raise :class:`CallbackRejected`."""
     if not isinstance(tenant, ReadyTenant):
         raise CallbackRejected(404, f"no verified tenant {tenant_id!r}")
     token = tenant.config.signing_token

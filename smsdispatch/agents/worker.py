@@ -25,7 +25,7 @@ from smsdispatch.agents.logsink import Batcher, Loggable, LogSink, parse_outcome
 from smsdispatch.agents.metrics import DispatchMetrics
 from smsdispatch.agents.pipeline import Pipeline, Work
 from smsdispatch.agents.senders import SenderPool
-from smsdispatch.agents.status import CallbackRejected, receive_callback
+from smsdispatch.agents.status import CallbackRejected, status_from_callback
 from smsdispatch.crypto import Keyring
 from smsdispatch.providers import RetryPolicy, TwilioHttp
 from smsdispatch.settings import Settings
@@ -231,8 +231,8 @@ def build_worker(
             # Twilio signs the URL it called: ours as configured publicly, whatever proxy is in between.
             url = public + request.path_qs if public else str(request.url)
             try:
-                status = await receive_callback(
-                    every_tenant,
+                status = status_from_callback(
+                    await every_tenant.lookup(tenant_id),
                     tenant_id,
                     request.query.get("request_id"),
                     url,

@@ -43,7 +43,9 @@ def tenants() -> TenantDirectory:
 def test_a_signed_callback_becomes_an_sms_status_with_error_code_and_dlr_date(tenants: TenantDirectory) -> None:
     form = callback_form("undelivered", ErrorCode="30007", RawDlrDoneDate="2405011205")
 
-    status = status_from_callback(tenants, "acme", "r-1", URL, form, compute_signature(AUTH_TOKEN, URL, form))
+    status = status_from_callback(
+        tenants.lookup("acme"), "acme", "r-1", URL, form, compute_signature(AUTH_TOKEN, URL, form)
+    )
 
     assert (status.tenant_id, status.request_id, status.provider_message_id) == ("acme", "r-1", SID)
     assert status.status == "undelivered"
@@ -54,7 +56,9 @@ def test_a_signed_callback_becomes_an_sms_status_with_error_code_and_dlr_date(te
 def test_a_delivered_callback_without_error_code_has_no_provider_code(tenants: TenantDirectory) -> None:
     form = callback_form("delivered")
 
-    status = status_from_callback(tenants, "acme", None, URL, form, compute_signature(AUTH_TOKEN, URL, form))
+    status = status_from_callback(
+        tenants.lookup("acme"), "acme", None, URL, form, compute_signature(AUTH_TOKEN, URL, form)
+    )
 
     assert (status.status, status.provider_code, status.raw_dlr_done_date, status.request_id) == (
         "delivered",
@@ -67,7 +71,9 @@ def test_a_delivered_callback_without_error_code_has_no_provider_code(tenants: T
 def test_fields_twilio_adds_without_notice_are_accepted(tenants: TenantDirectory) -> None:
     form = callback_form("sent", ChannelPrefix="sms", MessagingServiceSid="MG" + "0" * 32)
 
-    status = status_from_callback(tenants, "acme", "r-1", URL, form, compute_signature(AUTH_TOKEN, URL, form))
+    status = status_from_callback(
+        tenants.lookup("acme"), "acme", "r-1", URL, form, compute_signature(AUTH_TOKEN, URL, form)
+    )
 
     assert status.status == "sent"
 
@@ -76,7 +82,9 @@ def test_fields_twilio_adds_without_notice_are_accepted(tenants: TenantDirectory
 def test_an_error_code_that_is_not_a_small_number_is_left_out(tenants: TenantDirectory, error_code: str) -> None:
     form = callback_form("failed", ErrorCode=error_code)
 
-    status = status_from_callback(tenants, "acme", "r-1", URL, form, compute_signature(AUTH_TOKEN, URL, form))
+    status = status_from_callback(
+        tenants.lookup("acme"), "acme", "r-1", URL, form, compute_signature(AUTH_TOKEN, URL, form)
+    )
 
     assert status.provider_code is None
 
@@ -95,7 +103,7 @@ def test_a_callback_without_a_valid_signature_is_refused_with_403(
     tenants: TenantDirectory, signature: str | None
 ) -> None:
     with pytest.raises(CallbackRejected) as refused:
-        status_from_callback(tenants, "acme", "r-1", URL, callback_form(), signature)
+        status_from_callback(tenants.lookup("acme"), "acme", "r-1", URL, callback_form(), signature)
 
     assert refused.value.status == 403
 
@@ -107,7 +115,9 @@ def test_a_callback_for_a_tenant_that_is_not_known_and_verified_is_refused_with_
     form = callback_form()
 
     with pytest.raises(CallbackRejected) as refused:
-        status_from_callback(tenants, tenant_id, "r-1", URL, form, compute_signature(AUTH_TOKEN, URL, form))
+        status_from_callback(
+            tenants.lookup(tenant_id), tenant_id, "r-1", URL, form, compute_signature(AUTH_TOKEN, URL, form)
+        )
 
     assert refused.value.status == 404
 
@@ -118,7 +128,7 @@ def test_a_callback_for_a_tenant_with_only_an_api_key_is_refused_with_403(tenant
     signature = compute_signature("keysecret-0b1c2d3e4f", URL, form)
 
     with pytest.raises(CallbackRejected) as refused:
-        status_from_callback(tenants, "keyonly", "r-1", URL, form, signature)
+        status_from_callback(tenants.lookup("keyonly"), "keyonly", "r-1", URL, form, signature)
 
     assert refused.value.status == 403
 
@@ -127,7 +137,7 @@ def test_a_signed_callback_without_message_sid_or_status_is_refused_with_400(ten
     form = {"AccountSid": ACCOUNT_SID, "To": TO}
 
     with pytest.raises(CallbackRejected) as refused:
-        status_from_callback(tenants, "acme", "r-1", URL, form, compute_signature(AUTH_TOKEN, URL, form))
+        status_from_callback(tenants.lookup("acme"), "acme", "r-1", URL, form, compute_signature(AUTH_TOKEN, URL, form))
 
     assert refused.value.status == 400
 
@@ -142,6 +152,8 @@ async def test_a_callback_to_the_url_the_dispatcher_gave_twilio_is_accepted(tena
     form = callback_form()
 
     # The URL is signed exactly as Twilio called it; the receiver passes the request_id decoded.
-    status = status_from_callback(tenants, "acme", "order 42/7", url, form, compute_signature(AUTH_TOKEN, url, form))
+    status = status_from_callback(
+        tenants.lookup("acme"), "acme", "order 42/7", url, form, compute_signature(AUTH_TOKEN, url, form)
+    )
 
     assert status.request_id == "order 42/7"

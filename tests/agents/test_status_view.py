@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from smsdispatch.agents.status import CallbackRejected, receive_callback
+from smsdispatch.agents.status import CallbackRejected, status_from_callback
 from smsdispatch.agents.worker import build_worker
 from smsdispatch.providers import SIGNATURE_HEADER, compute_signature
 from smsdispatch.schemas import SmsStatus, TenantConfig
@@ -61,7 +61,8 @@ def topic() -> Topic:
 
 
 async def receive(topic: Topic, tenant_id: str, form: dict[str, str], signature: str | None) -> SmsStatus:
-    return await asyncio.wait_for(receive_callback(topic.view, tenant_id, "r-1", URL, form, signature), 5)
+    tenant = await asyncio.wait_for(topic.view.lookup(tenant_id), 5)
+    return status_from_callback(tenant, tenant_id, "r-1", URL, form, signature)
 
 
 async def test_a_signed_callback_of_a_tenant_in_the_view_becomes_an_sms_status(topic: Topic) -> None:
@@ -109,9 +110,11 @@ async def test_a_callback_for_a_tenant_still_on_its_way_into_the_view_is_accepte
     offset = topic.register("newcomer")  # on the topic: acknowledged before Twilio could call back
     url = URL.replace("/acme?", "/newcomer?")
 
-    receiving = asyncio.create_task(
-        receive_callback(topic.view, "newcomer", "r-1", url, FORM, compute_signature(AUTH_TOKEN, url, FORM))
-    )
+    async def receive() -> object:
+        tenant = await topic.view.lookup("newcomer")
+        return status_from_callback(tenant, "newcomer", "r-1", url, FORM, compute_signature(AUTH_TOKEN, url, FORM))
+
+    receiving = asyncio.create_task(receive())
     await asyncio.sleep(0.05)
     waited = not receiving.done()
     topic.deliver("newcomer", offset)
