@@ -11,6 +11,7 @@ import base64
 import hashlib
 import hmac
 from collections.abc import Iterable, Mapping
+from urllib.parse import urlsplit, urlunsplit
 
 SIGNATURE_HEADER = "X-Twilio-Signature"
 
@@ -27,6 +28,34 @@ def compute_signature(auth_token: str, url: str, params: Params) -> str:
 
 
 def is_valid_signature(auth_token: str, url: str, params: Params, signature: str) -> bool:
-    """True when ``signature`` is what Twilio would send for this request; compared in constant time."""
-    expected = compute_signature(auth_token, url, params)
-    return hmac.compare_digest(expected.encode(), signature.encode())
+    """True when ``signature`` is what Twilio would send for this request; compared in constant time.
+
+    Twilio signs some callbacks over the URL with its default port written out (``https://host:443/…``) and
+    others without, whichever the receiver sees: like the SDK's ``RequestValidator``, both forms are checked, so
+    a valid receipt is never refused (and lost) for the port.
+    """
+    pairs = list(params.items()) if isinstance(params, Mapping) else list(params)
+    matches = [
+        hmac.compare_digest(compute_signature(auth_token, form, pairs).encode(), signature.encode())
+        for form in _url_forms(url)
+    ]
+    return any(matches)
+
+
+def _url_forms(url: str) -> tuple[str, str]:
+    """The URL without its port, and with the scheme's default port when it names none."""
+    parts = urlsplit(url)
+    host = parts.netloc.rsplit("@", 1)[-1]
+    userinfo = parts.netloc[: len(parts.netloc) - len(host)]
+    try:
+        port = parts.port
+    except ValueError:
+        return url, url
+    bare_host = host if port is None else host.rsplit(":", 1)[0]
+    without = urlunsplit(parts._replace(netloc=userinfo + bare_host))
+    with_port = (
+        url
+        if port is not None
+        else urlunsplit(parts._replace(netloc=f"{userinfo}{bare_host}:{443 if parts.scheme == 'https' else 80}"))
+    )
+    return without, with_port

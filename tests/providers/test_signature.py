@@ -1,6 +1,9 @@
-"""X-Twilio-Signature: computed and checked exactly as Twilio signs its callbacks."""
+"""X-Twilio-Signature: computed and checked exactly as Twilio signs its callbacks, and as its SDK checks them."""
 
 from __future__ import annotations
+
+import pytest
+from twilio.request_validator import RequestValidator
 
 from smsdispatch.providers import compute_signature, is_valid_signature
 
@@ -32,3 +35,41 @@ def test_signature_of_a_changed_parameter_url_or_token_is_refused() -> None:
     assert not is_valid_signature(TOKEN, URL, {**PARAMS, "Digits": "1235"}, EXPECTED)
     assert not is_valid_signature(TOKEN, URL.replace("foo=1", "foo=2"), PARAMS, EXPECTED)
     assert not is_valid_signature("54321", URL, PARAMS, EXPECTED)
+
+
+@pytest.mark.parametrize(
+    ("called", "signed"),
+    [
+        ("https://mycompany.com/status?x=1", "https://mycompany.com:443/status?x=1"),
+        ("https://mycompany.com:443/status?x=1", "https://mycompany.com/status?x=1"),
+        ("http://127.0.0.1:8080/status", "http://127.0.0.1/status"),
+        ("http://worker.internal/status", "http://worker.internal:80/status"),
+    ],
+)
+def test_a_signature_over_the_url_with_or_without_its_port_is_accepted_as_twilios_validator_does(
+    called: str, signed: str
+) -> None:
+    signature = compute_signature(TOKEN, signed, PARAMS)
+
+    ours = is_valid_signature(TOKEN, called, PARAMS, signature)
+    sdk = RequestValidator(TOKEN).validate(called, PARAMS, signature)
+
+    assert ours is sdk is True
+
+
+@pytest.mark.parametrize(
+    "signed",
+    [
+        "https://mycompany.com:8443/status",  # another port is another URL
+        "https://othercompany.com/status",
+        "http://mycompany.com/status",
+    ],
+)
+def test_a_signature_over_another_url_is_refused_as_twilios_validator_refuses_it(signed: str) -> None:
+    called = "https://mycompany.com/status"
+    signature = compute_signature(TOKEN, signed, PARAMS)
+
+    ours = is_valid_signature(TOKEN, called, PARAMS, signature)
+    sdk = RequestValidator(TOKEN).validate(called, PARAMS, signature)
+
+    assert ours is sdk is False
