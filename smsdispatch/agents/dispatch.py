@@ -258,7 +258,8 @@ class Dispatcher:
                 return failed_outcome(request, problem, attempts=0)
             finally:
                 in_flight.dec()
-                self._metrics.send_seconds.observe((self._clock() - started).total_seconds())
+                took = (self._clock() - started).total_seconds()
+                self._metrics.send_seconds.labels(request.tenant_id).observe(took)
 
     async def _finish(self, key: bytes, record: InboundRecord, outcome: Outcome) -> None:
         topic = topics.DISPATCHED if isinstance(outcome, SmsDispatched) else topics.FAILED

@@ -17,8 +17,8 @@ class DispatchMetrics:
         )
         self.outcomes = Counter(
             "smsdispatch_outcomes",
-            "Outcomes emitted, by topic and by status or error code",
-            ["topic", "code"],
+            "Outcomes emitted, by topic, status or error code, and tenant",
+            ["topic", "code", "tenant"],
             registry=self.registry,
         )
         self.repeats = Counter(
@@ -28,7 +28,8 @@ class DispatchMetrics:
         )
         self.send_seconds = Histogram(
             "smsdispatch_send_seconds",
-            "Time from taking a request to its outcome, retries and reconciliation included",
+            "Time from taking a request to its outcome, retries and reconciliation included, by tenant",
+            ["tenant"],
             buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
             registry=self.registry,
         )
@@ -60,7 +61,9 @@ class DispatchMetrics:
         )
 
     def count(self, outcome: Outcome) -> None:
+        # Tenants are few (each brings its own Twilio account), so a tenant label stays a small set of series.
+        tenant = outcome.tenant_id or ""
         if isinstance(outcome, SmsDispatched):
-            self.outcomes.labels("sms.dispatched", outcome.status).inc()
+            self.outcomes.labels("sms.dispatched", outcome.status, tenant).inc()
         else:
-            self.outcomes.labels("sms.failed", outcome.error.code.value).inc()
+            self.outcomes.labels("sms.failed", outcome.error.code.value, tenant).inc()

@@ -16,6 +16,7 @@ from functools import partial
 from typing import Any
 
 from aiokafka.partitioner import murmur2
+from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
 from faust.web import View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -63,6 +64,8 @@ def build_worker(
     streams = create_app(settings)
     app = streams.app
     metrics = metrics or DispatchMetrics()
+    # Faust's own sensors (messages in, commit latency, rebalances, consumer lag...) on the same /metrics.
+    app.monitor = PrometheusMonitor(metrics=FaustMetrics.create(metrics.registry, "faust"))
     tenants = TenantDirectory(streams.tenants_table.data, keyring.unseal)
     if tenant_view is None:
         follower = TenantFollower(settings.broker, keyring.unseal, partitions=settings.partitions)

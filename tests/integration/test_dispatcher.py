@@ -270,5 +270,7 @@ async def test_health_and_metrics_report_what_the_worker_did(stack: Stack) -> No
     assert (ready.status_code, ready.json()) == (200, {"ready": True, "kafka": True})
     assert health["kafka"] == {"reachable": True}
     assert health["tenants"] >= len(stack.tenants)
-    assert 'smsdispatch_outcomes_total{code="queued",topic="sms.dispatched"}' in metrics
-    assert "smsdispatch_send_seconds_count" in metrics
+    live = stack.tenant("live")
+    assert f'smsdispatch_outcomes_total{{code="queued",tenant="{live}",topic="sms.dispatched"}}' in metrics
+    assert f'smsdispatch_send_seconds_count{{tenant="{live}"}}' in metrics
+    assert "faust_messages_received_total" in metrics, "Faust's own sensors are on the same page"
