@@ -33,13 +33,8 @@ from smsdispatch.streams import topics
 from smsdispatch.streams.ledger import Ledger
 from smsdispatch.streams.tenants import ReadyTenant, TenantDirectory
 from smsdispatch.testing.ledger import InMemoryChangelog
+from tests.accounts import ACCOUNT_SID, API_KEY_SECRET, API_KEY_SID, AUTH_TOKEN, FROM_NUMBER, TO
 
-ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
-AUTH_TOKEN = "tok-5e3c2f1a9b8d7e6f"
-API_KEY_SID = "SK" + "fedcba9876543210" * 2
-API_KEY_SECRET = "keysecret-0b1c2d3e4f"
-FROM_NUMBER = "+15005550006"
-TO = "+14155552671"
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
 KEYRING = Keyring.from_value(generate_key())

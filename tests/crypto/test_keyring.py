@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from smsdispatch.crypto import Keyring, UnsealError, key_id
 from smsdispatch.schemas import EncryptedConfig, TenantConfig, TenantRecord
+from tests.accounts import ACCOUNT_SID, API_KEY_SECRET, AUTH_TOKEN
 
 OLD_KEY = Fernet.generate_key().decode()
 NEW_KEY = Fernet.generate_key().decode()
@@ -18,9 +19,7 @@ OTHER_KEY = Fernet.generate_key().decode()
 OLD_KID = key_id(base64.urlsafe_b64decode(OLD_KEY))
 NEW_KID = key_id(base64.urlsafe_b64decode(NEW_KEY))
 
-ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
-AUTH_TOKEN = "f00dfacef00dfacef00dfacef00dface"
-KEY_SECRET = "SeCrEtOfTheApiKey0123456789abcde"
+KEY_SECRET = API_KEY_SECRET
 TOKEN_CONFIG = TenantConfig(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN, from_number="+15005550006")
 KEY_CONFIG = TenantConfig(
     account_sid=ACCOUNT_SID,

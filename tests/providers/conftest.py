@@ -11,14 +11,9 @@ from pydantic import SecretStr
 from smsdispatch.providers import RetryPolicy, TwilioHttp, TwilioProvider
 from smsdispatch.schemas import TenantConfig
 from smsdispatch.testing.twilio_fakes import FakeTwilio
+from tests.accounts import ACCOUNT_SID, API_KEY_SECRET, API_KEY_SID, AUTH_TOKEN, FROM_NUMBER, TO
 
-ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
-AUTH_TOKEN = "tok-5e3c2f1a9b8d7e6f"
-API_KEY_SID = "SK" + "fedcba9876543210" * 2
-API_KEY_SECRET = "keysecret-0b1c2d3e4f"
-SERVICE_SID = "MG" + "00112233445566778899aabbccddeeff"
-FROM_NUMBER = "+15005550006"
-TO_NUMBER = "+14155552671"
+TO_NUMBER = TO
 BASE_URL = "https://api.twilio.test"
 
 

@@ -22,20 +22,9 @@ from smsdispatch.providers import (
 )
 from smsdispatch.schemas import ErrorCode
 from smsdispatch.testing.twilio_fakes import FakeTwilio, form_of, twilio_error
+from tests.accounts import ACCOUNT_SID, API_KEY_SECRET, API_KEY_SID, AUTH_TOKEN, FROM_NUMBER, SERVICE_SID
 
-from .conftest import (
-    ACCOUNT_SID,
-    API_KEY_SECRET,
-    API_KEY_SID,
-    AUTH_TOKEN,
-    FROM_NUMBER,
-    SERVICE_SID,
-    TO_NUMBER,
-    FakeClock,
-    api_key_config,
-    fast_policy,
-    token_config,
-)
+from .conftest import TO_NUMBER, FakeClock, api_key_config, fast_policy, token_config
 
 MESSAGES_PATH = f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json"
 

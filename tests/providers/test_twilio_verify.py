@@ -8,8 +8,9 @@ import pytest
 from smsdispatch.providers import AccountInfo, AuthenticationError, ProviderUnavailable, TwilioHttp, TwilioProvider
 from smsdispatch.schemas import ErrorCode
 from smsdispatch.testing.twilio_fakes import FakeTwilio, account_json, twilio_error
+from tests.accounts import ACCOUNT_SID, API_KEY_SID
 
-from .conftest import ACCOUNT_SID, API_KEY_SID, FakeClock, api_key_config, fast_policy
+from .conftest import FakeClock, api_key_config, fast_policy
 
 ACCOUNT_PATH = f"/2010-04-01/Accounts/{ACCOUNT_SID}.json"
 

@@ -9,12 +9,9 @@ import pytest
 from pydantic import ValidationError
 
 from smsdispatch.schemas import EncryptedConfig, TenantConfig, TenantRecord, describe_tenant
+from tests.accounts import ACCOUNT_SID, API_KEY_SECRET, API_KEY_SID, AUTH_TOKEN, SERVICE_SID
 
-ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
-API_KEY_SID = "SK" + "fedcba9876543210" * 2
-SERVICE_SID = "MG" + "00112233445566778899aabbccddeeff"
-AUTH_TOKEN = "auth-token-a1b2c3d4e5f6-SECRET"
-KEY_SECRET = "api-key-secret-9z8y7x-SECRET"
+KEY_SECRET = API_KEY_SECRET
 
 
 def token_config(**changes: Any) -> TenantConfig:

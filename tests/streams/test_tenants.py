@@ -10,9 +10,8 @@ from pydantic import SecretStr
 from smsdispatch.crypto import Keyring, generate_key
 from smsdispatch.schemas import EncryptedConfig, ErrorCode, ErrorInfo, TenantConfig, TenantRecord
 from smsdispatch.streams.tenants import ReadyTenant, TenantDirectory
+from tests.accounts import ACCOUNT_SID, AUTH_TOKEN
 
-ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
-AUTH_TOKEN = "tok-5e3c2f1a9b8d7e6f"
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
 
