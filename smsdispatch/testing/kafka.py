@@ -20,6 +20,7 @@ from pathlib import Path
 from smsdispatch.localkafka import LocalKafka
 from smsdispatch.localkafka._process import port_is_free
 from smsdispatch.settings import bootstrap_servers
+from smsdispatch.testing.containers import containers_requested, kafka_container
 
 TEST_BROKER_ENV = "SMSDISPATCH_TEST_BROKER"
 
@@ -59,6 +60,10 @@ def kafka_for_tests(env: Mapping[str, str] | None = None) -> Iterator[str]:
     external = bootstrap_from_env(env)
     if external is not None:
         yield external
+        return
+    if containers_requested(env):
+        with kafka_container() as bootstrap:
+            yield bootstrap
         return
     port, controller_port = free_ports(2)
     data_dir = Path(tempfile.mkdtemp(prefix="smsdispatch-test-kafka-"))

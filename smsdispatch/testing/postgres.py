@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import NoReturn, Protocol
 
+from smsdispatch.testing.containers import containers_requested, postgres_container
 from smsdispatch.testing.kafka import free_ports
 
 TEST_DATABASE_URL_ENV = "SMSDISPATCH_TEST_DATABASE_URL"
@@ -197,6 +198,11 @@ def postgres_for_tests(
     external = (os.environ if env is None else env).get(TEST_DATABASE_URL_ENV, "").strip()
     if external:
         yield ExternalPostgres(external, not_restartable)
+        return
+    if containers_requested(env):
+        with postgres_container() as url:
+            # A container's server is not ours to stop and start: outage tests skip, as with an external one.
+            yield ExternalPostgres(url, not_restartable)
         return
     base_dir = Path(tempfile.mkdtemp(prefix="smsdispatch-test-postgres-"))
     server = PrivatePostgres(base_dir, free_ports(1)[0])
