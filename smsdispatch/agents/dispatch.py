@@ -37,7 +37,7 @@ from smsdispatch.agents.metrics import DispatchMetrics
 from smsdispatch.agents.outcomes import failed_outcome, log_outcome
 from smsdispatch.agents.persist import ThrottledWarning, until_taken
 from smsdispatch.agents.pipeline import Work
-from smsdispatch.agents.senders import SenderPool, send_one
+from smsdispatch.agents.senders import Senders, send_one
 from smsdispatch.schemas import ErrorCode, ErrorInfo, Outcome, SmsDispatched, SmsFailed, SmsRequested
 from smsdispatch.streams import topics
 from smsdispatch.streams.ledger import Ledger, LedgerEntry, ledger_key, origin_key
@@ -101,7 +101,7 @@ class Dispatcher:
         tenants: TenantDirectory,
         ledger: Ledger,
         publish: Publisher,
-        senders: SenderPool,
+        senders: Senders,
         options: DispatcherOptions | None = None,
         metrics: DispatchMetrics | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),

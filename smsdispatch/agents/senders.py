@@ -46,6 +46,12 @@ class Sender(Protocol):
     ) -> SendResult | None: ...
 
 
+class Senders(Protocol):
+    """Where the dispatcher gets the sender for a request: :class:`SenderPool` in production, fakes in tests."""
+
+    def sender_for(self, tenant: ReadyTenant, request: SmsRequested) -> Sender: ...
+
+
 class SenderPool:
     """One provider per tenant configuration, all sharing the process's HTTP client."""
 

@@ -197,11 +197,6 @@ class TwilioProvider:
             date_created=created,
         )
 
-    async def reconcile(self, error: UnknownOutcome) -> SendResult | None:
-        """:meth:`find_sent` for the message behind ``error``; a found result carries the send's attempts."""
-        found = await self.find_sent(error.to, error.body, error.sent_after)
-        return dataclasses.replace(found, attempts=error.attempts) if found is not None else None
-
     def _create_form(self, message: OutgoingSms) -> dict[str, str]:
         form = {"To": message.to, "Body": message.body}
         sender_field = "MessagingServiceSid" if self._config.uses_messaging_service else "From"

@@ -25,7 +25,7 @@ from pydantic import SecretStr
 
 from smsdispatch.agents.dispatch import Dispatcher, DispatcherOptions, InboundRecord
 from smsdispatch.agents.pipeline import Pipeline
-from smsdispatch.agents.senders import Sender, SenderPool
+from smsdispatch.agents.senders import Sender
 from smsdispatch.crypto import Keyring, generate_key
 from smsdispatch.providers import OutgoingSms, SendResult, segment_info
 from smsdispatch.schemas import SmsRequested, TenantConfig, TenantRecord
@@ -236,7 +236,7 @@ class FakeSender:
         return answer
 
 
-class FakePool(SenderPool):
+class FakePool:
     """Hands out one :class:`FakeSender` per tenant (made on first use with the pool's settings)."""
 
     def __init__(

@@ -194,7 +194,7 @@ async def test_5xx_after_acceptance_is_an_unknown_outcome_without_a_second_creat
 
     assert (caught.value.http_status, caught.value.provider_code, caught.value.attempts) == (500, 20500, 1)
     assert len(sim.accepted_messages()) == 1
-    found = await live.reconcile(caught.value)
+    found = await live.find_sent(caught.value.to, caught.value.body, caught.value.sent_after)
     assert found is not None
     assert found.message_id == sim.accepted_messages()[0]["sid"]
 
@@ -223,7 +223,7 @@ async def test_find_sent_returns_none_after_a_500_before_acceptance(
     with pytest.raises(UnknownOutcome) as caught:
         await live.send(OutgoingSms(to=TO_NUMBER, body="Refused before acceptance"))
 
-    assert await live.reconcile(caught.value) is None
+    assert await live.find_sent(caught.value.to, caught.value.body, caught.value.sent_after) is None
 
 
 @pytest.mark.asyncio

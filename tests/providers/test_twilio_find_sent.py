@@ -1,4 +1,4 @@
-"""TwilioProvider.find_sent() and reconcile(): settling an unknown outcome from Twilio's message list."""
+"""TwilioProvider.find_sent(): settling an unknown outcome from Twilio's message list."""
 
 from __future__ import annotations
 
@@ -163,16 +163,17 @@ async def test_find_sent_with_test_credentials_raises_reconciliation_unavailable
 
 
 @pytest.mark.asyncio
-async def test_reconcile_finds_the_message_behind_an_unknown_outcome_with_its_attempts(
+async def test_find_sent_finds_the_message_behind_an_unknown_outcome_that_took_two_attempts(
     provider: TwilioProvider, fake: FakeTwilio
 ) -> None:
     fake.then(twilio_error(429, 20429, "Too Many Requests"), fake.accepted_then(twilio_error(500, 20500, "Oops")))
     with pytest.raises(UnknownOutcome) as caught:
         await provider.send(OutgoingSms(to=TO_NUMBER, body="Accepted, then 500"))
 
-    found = await provider.reconcile(caught.value)
+    error = caught.value
+    found = await provider.find_sent(error.to, error.body, error.sent_after)
 
     assert found is not None
     assert found.message_id == fake.messages[0]["sid"]
-    assert found.attempts == 2
+    assert error.attempts == 2
     assert len(fake.creates()) == 2
