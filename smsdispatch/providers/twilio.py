@@ -55,12 +55,10 @@ class TwilioProvider:
         config: TenantConfig,
         http: TwilioHttp,
         retry: RetryPolicy | None = None,
-        status_callback_url: str | None = None,
     ) -> None:
         self._config = config
         self._http = http
         self._retry = retry if retry is not None else RetryPolicy()
-        self._status_callback_url = status_callback_url
         self._auth = httpx.BasicAuth(*config.basic_auth)
         self._account_path = f"/{API_VERSION}/Accounts/{config.account_sid}"
         self._messages_path = f"{self._account_path}/Messages.json"
@@ -201,9 +199,9 @@ class TwilioProvider:
         form = {"To": message.to, "Body": message.body}
         sender_field = "MessagingServiceSid" if self._config.uses_messaging_service else "From"
         form[sender_field] = self._config.from_number
-        callback = message.status_callback or self._status_callback_url
-        if callback:
-            form["StatusCallback"] = callback
+        # One path sets the callback: the message carries it (the sender pool builds it per request).
+        if message.status_callback:
+            form["StatusCallback"] = message.status_callback
         return form
 
     async def _list_page(self, path: str, query: dict[str, str] | None) -> dict[str, Any]:
