@@ -11,15 +11,20 @@ offset must come next; when a record arrives past a hole, the hole's records are
 handed over first, in order. Offsets that hold no record (transaction markers, compaction) read as nothing.
 
 Guarantee: a record is handed to the pipeline only after every earlier record of its partition since the
-restart point, so the ordered acks never pass a record nobody handled. Limit: a record older than the one
-expected (a second delivery within one assignment) is dropped, since it was handed over already.
+restart point, so the ordered acks never pass a record nobody handled. A read that fails (Kafka away) is
+retried until it succeeds, the way every write the acks depend on is: reading waits, nothing is passed over.
+Limit: a record older than the one expected (a second delivery within one assignment) is dropped, since it was
+handed over already.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
+
+from smsdispatch.agents.persist import ThrottledWarning, until_taken
 
 log = logging.getLogger("smsdispatch.continuity")
 
@@ -29,9 +34,16 @@ ReadRange = Callable[[str, int, int, int], Awaitable[list[Any]]]
 
 
 class Continuity:
-    def __init__(self, restart_offsets: Callable[[], Mapping[TopicPartition, int | None]], read: ReadRange) -> None:
+    def __init__(
+        self,
+        restart_offsets: Callable[[], Mapping[TopicPartition, int | None]],
+        read: ReadRange,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
         self._restart_offsets = restart_offsets
         self._read = read
+        self._sleep = sleep
+        self._trouble = ThrottledWarning(log)
         self._expected: dict[TopicPartition, int | None] = {}
         self._generation: dict[TopicPartition, int] = {}
         #: Records read to fill holes, for /metrics and tests.
@@ -51,7 +63,10 @@ class Continuity:
             return [], False
         missed: list[Any] = []
         if expected is not None and offset > expected:
-            missed = await self._read(topic, partition, expected, offset)
+            start = expected
+            missed = await until_taken(
+                lambda: self._read(topic, partition, start, offset), self._trouble, "reading a hole", sleep=self._sleep
+            )
             self.filled += len(missed)
             if missed:
                 log.warning(

@@ -95,3 +95,34 @@ async def test_a_partition_never_committed_takes_its_first_record_as_the_start()
 
     assert await guard.admit(T, 0, 40, generation=1) == ([], True)
     assert kafka.reads == []
+
+
+class FlakyKafka(Kafka):
+    """Fails its first reads as a broker that is away does, then answers."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+
+    async def read(self, topic: str, partition: int, start: int, end: int) -> list[Record]:
+        if self.failures:
+            self.failures -= 1
+            raise TimeoutError("no answer from the broker")
+        return await super().read(topic, partition, start, end)
+
+
+@pytest.mark.asyncio
+async def test_a_hole_that_cannot_be_read_yet_is_read_again_until_it_can_never_passed_over() -> None:
+    kafka = FlakyKafka(failures=2)
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    guard = Continuity(lambda: {(T, 5): 1523}, kafka.read, sleep=sleep)
+
+    missed, take = await guard.admit(T, 5, 1525, generation=1)
+
+    assert [record.offset for record in missed] == [1523, 1524]
+    assert take
+    assert len(waits) == 2
