@@ -12,7 +12,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from smsdispatch.settings import bootstrap_servers
+from smsdispatch.streams.topics import groupless_consumer
 
 log = logging.getLogger(__name__)
 
@@ -41,12 +41,7 @@ class RangeReader:
 
     async def _start(self) -> AIOKafkaConsumer:
         if self._consumer is None:
-            consumer = AIOKafkaConsumer(
-                bootstrap_servers=bootstrap_servers(self._broker_url),
-                group_id=None,
-                enable_auto_commit=False,
-                auto_offset_reset="earliest",
-            )
+            consumer = groupless_consumer(self._broker_url)
             await consumer.start()
             self._consumer = consumer
         return self._consumer

@@ -25,13 +25,12 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 from mode import Service
 
 from smsdispatch.schemas import ErrorInfo
-from smsdispatch.settings import bootstrap_servers
 from smsdispatch.streams.tenants import ConfigOpener, ReadyTenant, TenantDirectory
-from smsdispatch.streams.topics import TENANTS
+from smsdispatch.streams.topics import TENANTS, groupless_consumer
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +142,7 @@ class TenantFollower(Service):
         self.view = TenantView(open_config, self.end_offsets, wait=wait)
         self._topic = topic
         self._partition_count = partitions
-        self._new_consumer = consumer_factory or (lambda: _consumer(broker_url))
+        self._new_consumer = consumer_factory or (lambda: groupless_consumer(broker_url))
         self._retry_seconds = retry_seconds
         self._consumer: Any = None
         self._partitions: list[TopicPartition] = []
@@ -229,12 +228,3 @@ async def _stop(consumer: Any) -> None:
         task = asyncio.current_task()
         if task is not None and task.cancelling():
             raise
-
-
-def _consumer(broker_url: str) -> AIOKafkaConsumer:
-    return AIOKafkaConsumer(
-        bootstrap_servers=bootstrap_servers(broker_url),
-        group_id=None,  # assigned every partition by hand: no group, no rebalances, nothing committed
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-    )

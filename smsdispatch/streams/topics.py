@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
+from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
@@ -97,3 +98,14 @@ async def check_partitions(
     finally:
         await admin.close()
     return sorted(str(meta.get("topic")) for meta in described if len(meta.get("partitions", [])) != partitions)
+
+
+def groupless_consumer(broker_url: str) -> AIOKafkaConsumer:
+    """A consumer in no group, not yet started: partitions are assigned by hand, so it joins no rebalance and
+    commits nothing (the tenant view, the continuity guard's hole reader)."""
+    return AIOKafkaConsumer(
+        bootstrap_servers=bootstrap_servers(broker_url),
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
