@@ -43,6 +43,11 @@ class ErrorCode(StrEnum):
     RATE_LIMITED = "rate_limited"
     PROVIDER_UNAVAILABLE = "provider_unavailable"
     OUTCOME_UNKNOWN = "outcome_unknown"
+    #: ``expires_at`` passed before the request could be handed to Twilio; nothing was sent.
+    EXPIRED = "expired"
+    #: The recipient opted out of this tenant's messages (Twilio 21610, an inbound STOP, or an operator); nothing
+    #: was sent.
+    RECIPIENT_OPTED_OUT = "recipient_opted_out"
 
 
 class SmsRequested(WireModel):
@@ -55,6 +60,9 @@ class SmsRequested(WireModel):
     requested_at: Timestamp | None = None
     metadata: Metadata = Field(default_factory=dict)
     resend_of: RequestId | None = None
+    #: Past this moment the request is not sent (it fails ``expired``); when it is sent, Twilio's
+    #: ``ValidityPeriod`` carries the seconds left, so Twilio drops it too once stale.
+    expires_at: Timestamp | None = None
 
 
 class SmsDispatched(WireModel):

@@ -43,6 +43,10 @@ class TenantRecord(WireModel):
     test_credentials: bool = False
     account_type: Literal["Trial", "Full"] | None = None
     updated_at: Timestamp = Field(default_factory=utcnow)
+    #: The tenant's sending rate in segments per second (Twilio meters senders in segments); None = unthrottled.
+    mps: int | None = Field(default=None, ge=1, le=10_000)
+    #: Where every outcome and status record of the tenant is also POSTed (its signing secret is in ``config``).
+    webhook_url: str | None = Field(default=None, min_length=1, max_length=2048)
 
 
 class TenantConfig(BaseModel):
@@ -61,6 +65,8 @@ class TenantConfig(BaseModel):
     api_key_sid: str | None = None
     api_key_secret: SecretStr | None = Field(default=None, min_length=1)
     from_number: Sender
+    #: Signs the tenant's webhooks (Standard Webhooks: ``whsec_`` + base64 of the key bytes).
+    webhook_secret: SecretStr | None = Field(default=None, min_length=1)
 
     @field_validator("account_sid")
     @classmethod
@@ -76,7 +82,7 @@ class TenantConfig(BaseModel):
             raise ValueError("must be a Twilio API key SID: SK followed by 32 hex digits")
         return value
 
-    @field_validator("auth_token", "api_key_secret")
+    @field_validator("auth_token", "api_key_secret", "webhook_secret")
     @classmethod
     def _secret_is_text(cls, value: SecretStr | None) -> SecretStr | None:
         # A lone surrogate (what Python makes of non-UTF-8 bytes in argv) would seal and then never unseal.
@@ -121,6 +127,7 @@ class TenantConfig(BaseModel):
             "api_key_sid": self.api_key_sid,
             "api_key_secret": self.api_key_secret.get_secret_value() if self.api_key_secret else None,
             "from_number": self.from_number,
+            "webhook_secret": self.webhook_secret.get_secret_value() if self.webhook_secret else None,
         }
         return json.dumps({k: v for k, v in document.items() if v is not None}).encode()
 
@@ -131,4 +138,6 @@ def describe_tenant(record: TenantRecord) -> str:
     kind = " (test credentials)" if record.test_credentials else ""
     account = f", {record.account_type}" if record.account_type else ""
     updated = f"{record.updated_at:%Y-%m-%dT%H:%M:%SZ}"
-    return f"{record.tenant_id}: {state}{kind}{account}, key {record.config.kid}, updated {updated}"
+    rate = f"{record.mps} segments/s" if record.mps is not None else "no rate limit"
+    webhook = f"webhook {record.webhook_url}" if record.webhook_url else "no webhook"
+    return f"{record.tenant_id}: {state}{kind}{account}, {rate}, {webhook}, key {record.config.kid}, updated {updated}"

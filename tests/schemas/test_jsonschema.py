@@ -80,6 +80,7 @@ def test_request_schema_requires_exactly_the_mandatory_fields(requested: dict[st
         "requested_at",
         "metadata",
         "resend_of",
+        "expires_at",
     }
 
 

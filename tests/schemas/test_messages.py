@@ -305,6 +305,8 @@ def test_error_codes_are_exactly_those_of_the_contract() -> None:
         "rate_limited",
         "provider_unavailable",
         "outcome_unknown",
+        "expired",
+        "recipient_opted_out",
     }
 
 
