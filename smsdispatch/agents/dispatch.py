@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+from smsdispatch.agents.admission import Admission
 from smsdispatch.agents.decode import decode_request
 from smsdispatch.agents.metrics import DispatchMetrics
 from smsdispatch.agents.outcomes import failed_outcome, log_outcome
@@ -104,10 +105,12 @@ class Dispatcher:
         senders: Senders,
         options: DispatcherOptions | None = None,
         metrics: DispatchMetrics | None = None,
+        admission: Admission | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._tenants = tenants
+        self._admission = admission or Admission()
         self._ledger = ledger
         self._publish = publish
         self._senders = senders
@@ -207,7 +210,14 @@ class Dispatcher:
             attempts = previous.attempts if previous is not None else 0
             outcome: Outcome = failed_outcome(request, tenant, attempts=attempts)
         else:
-            if previous is not None:
+            if previous is None:
+                refusal = await self._admission.admit(request, tenant.record.mps, self._clock())
+                if refusal is not None:
+                    work.irrevocable()
+                    await self._finish(key, record, failed_outcome(request, refusal, attempts=0))
+                    return
+            else:
+                # It may have been sent: reconciliation decides, and the provider still checks expires_at.
                 await self._fence(previous)
             now = self._clock()
             since = (previous.since or previous.at) if previous is not None else None
@@ -217,6 +227,8 @@ class Dispatcher:
             # In Kafka before the HTTP call: a crash from here on leaves "sending" behind, never a blind resend.
             await self._durably(lambda: self._ledger.mark(key, sending))
             outcome = await self._send(request, tenant, previous)
+            # The suppression list before the outcome: a subscriber resending on a 21610 is refused at once.
+            await self._admission.learn(outcome)
         await self._finish(key, record, outcome)
 
     async def _fence(self, previous: LedgerEntry) -> None:

@@ -89,7 +89,7 @@ class _WithCallback:
         self._initial_status = initial_status
 
     async def send(self, message: OutgoingSms) -> SendResult:
-        return await self._provider.send(OutgoingSms(message.to, message.body, status_callback=self._callback))
+        return await self._provider.send(dataclasses.replace(message, status_callback=self._callback))
 
     async def find_sent(
         self, to: str, body: str, sent_after: datetime, exclude: Collection[str] = ()
@@ -122,7 +122,7 @@ async def send_one(
         if not sender.exact_bodies:
             return failed_outcome(request, _unconfirmable(), attempts=prior_attempts)
     try:
-        result = await sender.send(OutgoingSms(request.to, request.body))
+        result = await sender.send(OutgoingSms(request.to, request.body, expires_at=request.expires_at))
     except UnknownOutcome as unknown:
         found = await _look_up(sender, request, unknown.sent_after, claimed)
         if isinstance(found, SendResult):

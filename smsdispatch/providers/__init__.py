@@ -10,7 +10,9 @@ This layer imports only ``smsdispatch.schemas`` and ``smsdispatch.settings`` of 
 """
 
 from smsdispatch.providers.errors import (
+    UNSUBSCRIBED_RECIPIENT,
     AuthenticationError,
+    Expired,
     InvalidMessage,
     MessageRejected,
     MessageTooLong,
@@ -27,16 +29,18 @@ from smsdispatch.providers.models import AccountInfo, AccountType, OutgoingSms, 
 from smsdispatch.providers.retry import RetryPolicy
 from smsdispatch.providers.segments import Encoding, check_body, encoding_of, segment_info
 from smsdispatch.providers.signature import SIGNATURE_HEADER, compute_signature, is_valid_signature
-from smsdispatch.providers.twilio import TwilioProvider
+from smsdispatch.providers.twilio import TwilioProvider, validity_period
 
 __all__ = [
     "DEFAULT_MAX_CONNECTIONS",
     "DEFAULT_TIMEOUT",
     "SIGNATURE_HEADER",
+    "UNSUBSCRIBED_RECIPIENT",
     "AccountInfo",
     "AccountType",
     "AuthenticationError",
     "Encoding",
+    "Expired",
     "InvalidMessage",
     "MessageRejected",
     "MessageTooLong",
@@ -57,4 +61,5 @@ __all__ = [
     "encoding_of",
     "is_valid_signature",
     "segment_info",
+    "validity_period",
 ]

@@ -7,8 +7,10 @@ The hierarchy (as httpx draws its own in ``_exceptions.py``)::
      │    ├── InvalidMessage            invalid_request: refused locally, before any HTTP call
      │    │    └── MessageTooLong       the body is over 1600 characters (Twilio would say 21617)
      │    ├── AuthenticationError       provider_auth_failed: 401 or 403 (20003, 20403, ...)
-     │    └── MessageRejected           provider_rejected: a 4xx carrying a Twilio code (21211, 21610, ...),
-     │                                  or a 2xx response that carries one
+     │    ├── MessageRejected           provider_rejected: a 4xx carrying a Twilio code (21211, 21610, ...),
+     │    │                             or a 2xx response that carries one; ``recipient_opted_out`` for 21610
+     │    └── Expired                   expired: the message's ``expires_at`` passed before Twilio accepted
+     │                                  it (checked before every attempt, so never after one that may have)
      ├── RetryableError                 retryable=True: Twilio processed nothing, sending again is safe
      │    ├── RateLimited               rate_limited: 429 / 20429 (``retry_after`` when Twilio said)
      │    └── ProviderUnavailable       provider_unavailable: no connection could be made, nothing was sent
@@ -29,6 +31,9 @@ from datetime import datetime
 from typing import ClassVar
 
 from smsdispatch.schemas import ErrorCode
+
+#: Twilio's code for "attempt to send to unsubscribed recipient" (the recipient replied STOP).
+UNSUBSCRIBED_RECIPIENT = 21610
 
 
 class ProviderError(Exception):
@@ -92,6 +97,17 @@ class MessageRejected(PermanentError):
     """Twilio refused the request with an error code (21211 invalid To, 21610 unsubscribed, ...)."""
 
     error_code = ErrorCode.PROVIDER_REJECTED
+
+    @property
+    def recipient_opted_out(self) -> bool:
+        """Twilio's 21610: the recipient replied STOP to this sender, so every later send fails the same way."""
+        return self.provider_code == UNSUBSCRIBED_RECIPIENT
+
+
+class Expired(PermanentError):
+    """The message went stale before Twilio took it: nothing was sent, and sending it later makes no sense."""
+
+    error_code = ErrorCode.EXPIRED
 
 
 class RetryableError(ProviderError):

@@ -13,11 +13,13 @@ AccountType = Literal["Trial", "Full"]
 
 @dataclass(frozen=True, slots=True)
 class OutgoingSms:
-    """One SMS to send. ``status_callback`` overrides the provider's callback URL for this message."""
+    """One SMS to send: where Twilio reports its delivery (``status_callback``), and when it goes stale
+    (``expires_at``: not sent after it, and Twilio's ``ValidityPeriod`` is set to the seconds left)."""
 
     to: str
     body: str
     status_callback: str | None = None
+    expires_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,7 @@ import httpx
 from smsdispatch.providers._wire import embedded_fault, fault_of, parse_date, read_json, retry_after_seconds
 from smsdispatch.providers.errors import (
     AuthenticationError,
+    Expired,
     MessageRejected,
     ProviderError,
     ProviderUnavailable,
@@ -36,6 +37,8 @@ TEST_CREDENTIALS_CODE = 20008
 DEFAULT_CLOCK_SKEW = timedelta(seconds=60)
 DEFAULT_MAX_PAGES = 5
 _PAGE_SIZE = "50"
+#: Twilio's bounds for ValidityPeriod, in seconds.
+MIN_VALIDITY, MAX_VALIDITY = 1, 36_000
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -75,7 +78,8 @@ class TwilioProvider:
 
         Raises :class:`InvalidMessage` (before any HTTP call), :class:`MessageRejected`,
         :class:`AuthenticationError`, :class:`RateLimited` / :class:`ProviderUnavailable` once retries run
-        out, or :class:`UnknownOutcome`.
+        out, :class:`UnknownOutcome`, or :class:`Expired` when ``expires_at`` passes before an attempt (every
+        attempt before it was one Twilio processed nothing of, or it would not have been retried).
         """
         check_body(message.body)
         segments, encoding = segment_info(message.body)
@@ -83,6 +87,8 @@ class TwilioProvider:
         create = _Create(message.to, message.body, datetime.now(UTC))
 
         async def attempt(number: int) -> SendResult:
+            if message.expires_at is not None:
+                form["ValidityPeriod"] = str(validity_period(message.expires_at, datetime.now(UTC)))
             response = await self._exchange("POST", self._messages_path, data=form, create=create)
             document = read_json(response)
             fault = embedded_fault(document) if document is not None else None
@@ -249,6 +255,15 @@ class TwilioProvider:
         if response.is_success:
             return response
         raise _status_error(response, create)
+
+
+def validity_period(expires_at: datetime, now: datetime) -> int:
+    """Twilio's ``ValidityPeriod`` for a message that goes stale at ``expires_at``: the whole seconds left (rounded
+    down, so Twilio never holds it past the moment), within Twilio's 1 to 36000. Raises :class:`Expired` once past."""
+    left = (expires_at - now).total_seconds()
+    if left <= 0:
+        raise Expired(f"The message expired {-left:.1f}s before it could be handed to Twilio; nothing was sent.")
+    return min(MAX_VALIDITY, max(MIN_VALIDITY, int(left)))
 
 
 def _unknown(create: _Create, what: str, *, code: int | None = None, status: int | None = None) -> UnknownOutcome:

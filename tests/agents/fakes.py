@@ -23,6 +23,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
+from smsdispatch.agents.admission import Admission
 from smsdispatch.agents.dispatch import Dispatcher, DispatcherOptions, InboundRecord
 from smsdispatch.agents.pipeline import Pipeline
 from smsdispatch.agents.senders import Sender
@@ -67,6 +68,7 @@ class Tenants:
         verified: bool = True,
         config: TenantConfig | None = None,
         keyring: Keyring = KEYRING,
+        mps: int | None = None,
     ) -> None:
         record = TenantRecord(
             tenant_id=tenant_id,
@@ -74,11 +76,31 @@ class Tenants:
             verified=verified,
             verified_at=T0 if verified else None,
             updated_at=T0,
+            mps=mps,
         )
         self.store[tenant_id.encode()] = record.to_bytes()
 
     def directory(self) -> TenantDirectory:
         return TenantDirectory(self.store, KEYRING.unseal)
+
+
+class OptOutList:
+    """A suppression list in memory: what is on it, and every number the dispatcher put on it."""
+
+    def __init__(self, *entries: tuple[str, str]) -> None:
+        self.entries = set(entries)
+        self.added: list[tuple[str, str]] = []
+        self.loads = 0
+
+    async def loaded(self) -> None:
+        self.loads += 1
+
+    def is_opted_out(self, tenant_id: str, number: str) -> bool:
+        return (tenant_id, number) in self.entries
+
+    async def opt_out(self, tenant_id: str, number: str) -> None:
+        self.entries.add((tenant_id, number))
+        self.added.append((tenant_id, number))
 
 
 class Clock:
@@ -349,6 +371,7 @@ def harness(
     pool: FakePool | None = None,
     changelog: InMemoryChangelog | None = None,
     tenants: Tenants | None = None,
+    admission: Admission | None = None,
 ) -> Harness:
     """A dispatcher whose tenant ``acme`` is verified; more tenants can be added before the first batch."""
     if tenants is None:
@@ -367,6 +390,7 @@ def harness(
         publish=publisher,
         senders=pool,
         options=options,
+        admission=admission,
         clock=clock,
         sleep=sleeps,
     )
