@@ -2,7 +2,9 @@
 
 `set` encrypts the tenant's Twilio configuration with the first key of SMSDISPATCH_ENCRYPTION_KEYS, verifies
 the credentials against Twilio (unless --no-verify) and publishes the record; credentials that fail
-verification are not published. Secrets are never printed: `list` shows ids, state and the key id only.
+verification are not published. `update` changes the rate and webhook settings alone
+(:mod:`smsdispatch.cli.tenant_settings`). Secrets are never printed, except a new webhook signing secret, once:
+`list` shows ids, state, settings and the key id only.
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ import asyncio
 from datetime import UTC, datetime
 
 from aiokafka.errors import KafkaConnectionError, KafkaError
-from pydantic import TypeAdapter, ValidationError
+from pydantic import SecretStr, TypeAdapter, ValidationError
 
 from smsdispatch.cli._common import CliError, bad_usage, load_keyring, load_settings, unreachable_kafka
+from smsdispatch.cli.tenant_settings import add_rate_and_webhook, apply_settings, print_secret_once
 from smsdispatch.client import latest_tenant_records, publish_tenant, publish_tenants
 from smsdispatch.crypto import CryptoError, Keyring
 from smsdispatch.providers import AuthenticationError, ProviderError, TwilioHttp, TwilioProvider
@@ -41,6 +44,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     set_.add_argument("--api-key-sid", help="an API key SID (SK...) to authenticate REST calls with")
     set_.add_argument("--api-key-secret", help="that API key's secret")
     set_.add_argument("--no-verify", action="store_true", help="publish without verifying (marked unverified)")
+    add_rate_and_webhook(set_, update=False)
+    update = actions.add_parser(
+        "update", help="change a tenant's sending rate or webhook, without re-entering its credentials"
+    )
+    update.add_argument("tenant")
+    add_rate_and_webhook(update, update=True)
     verify = actions.add_parser("verify", help="re-check a tenant's credentials and republish the result")
     verify.add_argument("tenant")
     actions.add_parser("list", help="list tenants (never their secrets)")
@@ -52,7 +61,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     settings = load_settings()
     keyring = load_keyring(settings)
-    action = {"set": _set, "verify": _verify, "list": _list, "remove": _remove, "rotate": _rotate}[args.action]
+    actions = {"set": _set, "update": _update, "verify": _verify, "list": _list, "remove": _remove, "rotate": _rotate}
+    action = actions[args.action]
     try:
         return asyncio.run(action(args, settings, keyring))
     except (OSError, TimeoutError, KafkaConnectionError):
@@ -104,13 +114,32 @@ async def _set(args: argparse.Namespace, settings: Settings, keyring: Keyring) -
         )
     except ValidationError as exc:
         raise bad_usage(exc, _FLAGS, whole="--auth-token / --api-key-sid / --api-key-secret") from None
+    await ensure_topics(settings.broker, settings.partitions, replication_factor=settings.replication_factor)
+    current = (await latest_tenant_records(settings.broker)).get(args.tenant)
+    if current is not None:
+        # New credentials, same settings: the rate, the webhook and its secret stay unless given anew.
+        config = config.model_copy(update={"webhook_secret": _current_secret(keyring, current)})
     try:
         record = await verified_record(args.tenant, config, keyring, settings, verify=not args.no_verify)
     except ValidationError as exc:
         raise bad_usage(exc, _FLAGS, whole="TENANT") from None
-    await ensure_topics(settings.broker, settings.partitions, replication_factor=settings.replication_factor)
-    await publish_tenant(settings.broker, args.tenant, record)
-    print(describe_tenant(record))
+    if current is not None:
+        record = record.model_copy(update={"mps": current.mps, "webhook_url": current.webhook_url})
+    changed = apply_settings(args, record, config, keyring.seal)
+    await publish_tenant(settings.broker, args.tenant, changed.record)
+    print(describe_tenant(changed.record))
+    print_secret_once(args.tenant, changed.new_secret)
+    return 0
+
+
+async def _update(args: argparse.Namespace, settings: Settings, keyring: Keyring) -> int:
+    current = (await latest_tenant_records(settings.broker)).get(args.tenant)
+    if current is None:
+        raise CliError(f"no tenant {args.tenant!r} is registered.")
+    changed = apply_settings(args, current, _unseal(keyring, current), keyring.seal)
+    await publish_tenant(settings.broker, args.tenant, changed.record)
+    print(describe_tenant(changed.record))
+    print_secret_once(args.tenant, changed.new_secret)
     return 0
 
 
@@ -121,6 +150,7 @@ async def _verify(args: argparse.Namespace, settings: Settings, keyring: Keyring
     config = _unseal(keyring, current)
     try:
         record = await verified_record(args.tenant, config, keyring, settings)
+        record = record.model_copy(update={"mps": current.mps, "webhook_url": current.webhook_url})
     except VerificationRefused:
         # "Re-checks and republishes": credentials that stopped working must stop being used.
         revoked = current.model_copy(update={"verified": False, "verified_at": None, "updated_at": datetime.now(UTC)})
@@ -166,6 +196,14 @@ async def _rotate(args: argparse.Namespace, settings: Settings, keyring: Keyring
         names = ", ".join(stuck[:5]) + (f" and {len(stuck) - 5} more" if len(stuck) > 5 else "")
         raise CliError(f"{len(stuck)} tenants are sealed under keys not in SMSDISPATCH_ENCRYPTION_KEYS: {names}.")
     return 0
+
+
+def _current_secret(keyring: Keyring, record: TenantRecord) -> SecretStr | None:
+    """The webhook secret sealed in the tenant's current config (None when it has none or it cannot be read)."""
+    try:
+        return keyring.unseal(record.config).webhook_secret
+    except CryptoError:
+        return None
 
 
 def _unseal(keyring: Keyring, record: TenantRecord) -> TenantConfig:

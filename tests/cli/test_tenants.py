@@ -185,3 +185,107 @@ def test_verify_of_credentials_twilio_now_refuses_republishes_the_tenant_unverif
 
     assert "refused the credentials" in capsys.readouterr().err
     assert asyncio.run(latest_tenant_records(kafka_broker_url))[tenant].verified is False
+
+
+# --- the sending rate and the webhook (tenants set … --mps/--webhook-url, tenants update) ----------------------
+
+
+def printed_secret(out: str) -> str:
+    (line,) = [line for line in out.splitlines() if "webhook signing secret" in line]
+    return line.rsplit(" ", 1)[-1]
+
+
+def sealed_secret(env: Keyring, record: TenantRecord) -> str | None:
+    secret = env.unseal(record.config).webhook_secret
+    return secret.get_secret_value() if secret is not None else None
+
+
+def test_set_with_a_rate_and_a_webhook_prints_the_signing_secret_once_and_seals_it(
+    env: Keyring, kafka_broker_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tenant = tenant_id()
+    args = [*LIVE_ARGS, "--mps", "5", "--webhook-url", "https://hooks.example/sms"]
+    assert main(["tenants", "set", tenant, *args]) == 0
+    secret = printed_secret(capsys.readouterr().out)
+
+    record = asyncio.run(latest_tenant_records(kafka_broker_url))[tenant]
+    assert (record.mps, record.webhook_url) == (5, "https://hooks.example/sms")
+    assert secret.startswith("whsec_")
+    assert sealed_secret(env, record) == secret
+    assert secret.encode() not in topic_bytes(kafka_broker_url)
+    assert main(["tenants", "list"]) == 0
+    listing = capsys.readouterr().out
+    assert f"{tenant}: verified" in listing
+    assert "5 segments/s" in listing
+    assert "https://hooks.example/sms" in listing
+    assert secret not in listing
+
+
+def test_update_changes_the_rate_without_credentials_and_keeps_the_webhook_secret(
+    env: Keyring, kafka_broker_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tenant = tenant_id()
+    assert main(["tenants", "set", tenant, *LIVE_ARGS, "--webhook-url", "https://hooks.example/a"]) == 0
+    secret = printed_secret(capsys.readouterr().out)
+
+    assert main(["tenants", "update", tenant, "--mps", "2"]) == 0
+    assert "webhook signing secret" not in capsys.readouterr().out
+    record = asyncio.run(latest_tenant_records(kafka_broker_url))[tenant]
+    assert (record.mps, record.verified, sealed_secret(env, record)) == (2, True, secret)
+
+    assert main(["tenants", "update", tenant, "--no-mps"]) == 0
+    assert asyncio.run(latest_tenant_records(kafka_broker_url))[tenant].mps is None
+
+
+def test_set_again_with_new_credentials_keeps_the_rate_webhook_and_secret(
+    env: Keyring, kafka_broker_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tenant = tenant_id()
+    assert main(["tenants", "set", tenant, *LIVE_ARGS, "--mps", "3", "--webhook-url", "https://hooks.example/b"]) == 0
+    secret = printed_secret(capsys.readouterr().out)
+
+    assert main(["tenants", "set", tenant, *LIVE_ARGS]) == 0
+
+    assert "webhook signing secret" not in capsys.readouterr().out
+    record = asyncio.run(latest_tenant_records(kafka_broker_url))[tenant]
+    assert (record.mps, record.webhook_url, sealed_secret(env, record)) == (3, "https://hooks.example/b", secret)
+
+
+def test_rotating_the_webhook_secret_prints_a_new_one_and_removing_the_webhook_stops_it(
+    env: Keyring, kafka_broker_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tenant = tenant_id()
+    assert main(["tenants", "set", tenant, *LIVE_ARGS, "--webhook-url", "https://hooks.example/c"]) == 0
+    first = printed_secret(capsys.readouterr().out)
+
+    assert main(["tenants", "update", tenant, "--rotate-webhook-secret"]) == 0
+    second = printed_secret(capsys.readouterr().out)
+    assert second != first
+    assert sealed_secret(env, asyncio.run(latest_tenant_records(kafka_broker_url))[tenant]) == second
+
+    assert main(["tenants", "update", tenant, "--no-webhook"]) == 0
+    assert asyncio.run(latest_tenant_records(kafka_broker_url))[tenant].webhook_url is None
+    assert main(["tenants", "update", tenant, "--rotate-webhook-secret"]) == 2
+    assert "no webhook URL" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("option", "complaint"),
+    [
+        (["--mps", "0"], "between 1 and 10000"),
+        (["--mps", "fast"], "not a whole number"),
+        (["--webhook-url", "ftp://x"], "http(s) URL"),
+    ],
+)
+def test_a_bad_rate_or_webhook_url_is_bad_usage(
+    env: Keyring, capsys: pytest.CaptureFixture[str], option: list[str], complaint: str
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["tenants", "update", tenant_id(), *option])
+    assert exited.value.code == 2
+    assert complaint in capsys.readouterr().err
+
+
+def test_update_of_an_unknown_tenant_is_one_sentence(env: Keyring, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["tenants", "update", tenant_id(), "--mps", "1"]) == 1
+    assert "no tenant" in capsys.readouterr().err
