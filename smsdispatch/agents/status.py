@@ -39,11 +39,7 @@ def status_from_callback(
 ) -> SmsStatus:
     """Check a callback against the tenant it names (as looked up by the caller: every worker holds every
     tenant) and turn it into the record to publish, or raise :class:`CallbackRejected`."""
-    if not isinstance(tenant, ReadyTenant):
-        raise CallbackRejected(404, f"no verified tenant {tenant_id!r}")
-    token = tenant.config.signing_token
-    if token is None or signature is None or not is_valid_signature(token, url, form, signature):
-        raise CallbackRejected(403, "missing or invalid X-Twilio-Signature")
+    require_signed(tenant, tenant_id, url, form, signature)
     sid = form.get("MessageSid") or form.get("SmsSid")
     status = form.get("MessageStatus") or form.get("SmsStatus")
     if not sid or not status:
@@ -56,6 +52,18 @@ def status_from_callback(
         provider_code=_provider_code(form.get("ErrorCode")),
         raw_dlr_done_date=form.get("RawDlrDoneDate"),
     )
+
+
+def require_signed(
+    tenant: ReadyTenant | ErrorInfo, tenant_id: str, url: str, form: Mapping[str, str], signature: str | None
+) -> ReadyTenant:
+    """The tenant, once the request is proven to come from Twilio for it; else :class:`CallbackRejected`."""
+    if not isinstance(tenant, ReadyTenant):
+        raise CallbackRejected(404, f"no verified tenant {tenant_id!r}")
+    token = tenant.config.signing_token
+    if token is None or signature is None or not is_valid_signature(token, url, form, signature):
+        raise CallbackRejected(403, "missing or invalid X-Twilio-Signature")
+    return tenant
 
 
 def _provider_code(error_code: str | None) -> int | None:
