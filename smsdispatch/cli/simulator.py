@@ -4,6 +4,10 @@ Live accounts own the senders listed after their token and follow the message li
 callbacks; test accounts follow Twilio's test-credential rules (magic numbers, 403 for everything but sending).
 GET /_sim/messages lists every accepted message; POST /_sim/faults {"mode": ..., "count": N} makes the next N
 creates fail (modes: rate_limit, error_500_before_accept, error_500_after_accept, drop_after_accept).
+Creates take Twilio's ValidityPeriod (1-36000 s): with --sender-mps N each sender sends at most N segments/s, and
+a message still queued when its validity runs out ends failed with 30001. POST /_sim/inbound {"account_sid",
+"from", "to", "body", "url"} plays a recipient replying: STOP opts them out (creates get 400/21610), START opts
+back in, and Twilio's signed incoming-message webhook is POSTed to url.
 """
 
 from __future__ import annotations
@@ -60,6 +64,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--status-delay-ms", default="200", metavar="N", help="time between status steps (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--sender-mps",
+        metavar="N",
+        help="each sender releases queued messages at most N segments per second, as Twilio does; a message still "
+        "queued when its ValidityPeriod runs out ends failed/30001 (default: unlimited)",
     )
     parser.add_argument("--seed", metavar="N", help="seed for SIDs, failures and outcomes, for reproducible runs")
 
@@ -131,6 +141,7 @@ def build_config(args: argparse.Namespace) -> SimulatorConfig:
                 "fail_rate": _number(args.fail_rate, "--fail-rate", float),
                 "undelivered_rate": _number(args.undelivered_rate, "--undelivered-rate", float),
                 "status_delay_ms": _number(args.status_delay_ms, "--status-delay-ms", float),
+                "sender_mps": _number(args.sender_mps, "--sender-mps", float),
                 "seed": _number(args.seed, "--seed", int),
             }
         )

@@ -5,6 +5,8 @@ Every ``/2010-04-01`` request goes through the same gate, in this order: the per
 test-credential and account-state restrictions (403/20008, 403/20403), then the route itself. Faults apply to
 creates only, after authentication: rate_limit and 500-before-accept refuse before anything is stored;
 500-after-accept and drop-after-accept store the message (it lives on and calls back) and then fail.
+A valid live create is then refused 400/21610 when the recipient opted out (inbound.py), and 400/21611 when a
+number's queue already holds 10 hours of messages at ``sender_mps`` (queueing.py).
 Anything else under the server (other resources, other methods) is Twilio's 404/20404 JSON.
 """
 
@@ -24,8 +26,10 @@ from smsdispatch.simulator.config import SimulatorConfig
 from smsdispatch.simulator.errors import TwilioError
 from smsdispatch.simulator.faults import FAULT_MODES, FaultPlan, parse_fault_mode
 from smsdispatch.simulator.formats import account_resource, message_resource, sim_message_summary
+from smsdispatch.simulator.inbound import Inbound
 from smsdispatch.simulator.lifecycle import Lifecycle
 from smsdispatch.simulator.listing import list_messages
+from smsdispatch.simulator.queueing import SENDER_QUEUE_LIMIT_S
 from smsdispatch.simulator.store import Message, MessageStore, monotonic_and_wall
 from smsdispatch.simulator.validation import validate_live, validate_test
 
@@ -47,6 +51,7 @@ class Simulator:
         self.faults = FaultPlan(config.fail_rate, self.rng)
         tokens = {a.sid: a.token for a in [*config.accounts, *config.test_accounts]}
         self.lifecycle = Lifecycle(config, self.rng, tokens)
+        self.inbound = Inbound(self.book, self.rng)
         self._latency_s = config.latency_ms / 1000
         self._limit = config.concurrency_limit
         self._in_flight: dict[str, int] = {}
@@ -112,8 +117,21 @@ class Simulator:
         else:
             draft = validate_live(fields, account, self._pool_numbers.get(account_sid))
         now_mono, now_wall = monotonic_and_wall()
+        segments = segment_info(draft.body)[0]
+        queue = (account_sid, draft.from_number or draft.requested_sender)
+        if not principal.is_test:
+            if self.inbound.is_opted_out(account_sid, draft.to):
+                raise TwilioError(21610)
+            # A number refuses what it could not send within 10 hours; a service accepts it and fails it later.
+            if draft.service_sid is None and self.lifecycle.queues.backlog(queue, now_mono) > SENDER_QUEUE_LIMIT_S:
+                raise TwilioError(21611)
         steps, error_code = self.lifecycle.plan(
-            now_mono, via_service=draft.service_sid is not None, is_test=principal.is_test
+            now_mono,
+            via_service=draft.service_sid is not None,
+            is_test=principal.is_test,
+            queue=queue,
+            segments=segments,
+            validity_s=draft.validity_period,
         )
         message = Message(
             sid=f"SM{self.rng.getrandbits(128):032x}",
@@ -123,13 +141,14 @@ class Simulator:
             to=draft.to,
             body=draft.body,
             service_sid=draft.service_sid,
-            segments=segment_info(draft.body)[0],
+            segments=segments,
             created_mono=now_mono,
             created_wall=now_wall,
             steps=steps,
             error_code=error_code,
             status_callback=None if principal.is_test else draft.status_callback,
             is_test=principal.is_test,
+            validity_period=draft.validity_period,
         )
         self.store.add(message)
         self.lifecycle.follow(message)
@@ -174,6 +193,31 @@ class Simulator:
     async def sim_messages(self, request: web.Request) -> web.StreamResponse:
         return _json(self.accepted_messages())
 
+    async def reply_from_recipient(
+        self, account_sid: str, recipient: str, to: str, body: str, url: str | None
+    ) -> dict[str, Any]:
+        """A recipient's reply (see inbound.py): ``{delivered, status, opted_out}``; ValueError for bad input."""
+        return await self.inbound.receive(self.inbound.check(account_sid, recipient, to, body, url))
+
+    async def sim_inbound(self, request: web.Request) -> web.StreamResponse:
+        try:
+            payload = json.loads(await request.read())
+        except ValueError:
+            payload = None
+        if not isinstance(payload, dict):
+            return _json({"error": "expected a JSON object {account_sid, from, to, body, url}"}, status=400)
+        try:
+            reply = self.inbound.check(
+                payload.get("account_sid"),
+                payload.get("from"),
+                payload.get("to"),
+                payload.get("body", ""),
+                payload.get("url"),
+            )
+        except ValueError as exc:
+            return _json({"error": str(exc)}, status=400)
+        return _json(await self.inbound.receive(reply))
+
     async def sim_inject_faults(self, request: web.Request) -> web.StreamResponse:
         try:
             payload = json.loads(await request.read())
@@ -217,10 +261,12 @@ def build_app(config: SimulatorConfig) -> web.Application:
     add("GET", "/_sim/messages", sim.sim_messages)
     add("POST", "/_sim/faults", sim.sim_inject_faults)
     add("DELETE", "/_sim/faults", sim.sim_clear_faults)
+    add("POST", "/_sim/inbound", sim.sim_inbound)
     add("*", "/{tail:.*}", sim.not_found)
 
     async def close_lifecycle(_app: web.Application) -> None:
         await sim.lifecycle.close()
+        await sim.inbound.close()
 
     app.on_cleanup.append(close_lifecycle)
     return app

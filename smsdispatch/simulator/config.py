@@ -98,7 +98,12 @@ class SimAccount(BaseModel):
 
 
 class SimulatorConfig(BaseModel):
-    """A whole simulator run. Delays are in milliseconds, rates are shares between 0 and 1."""
+    """A whole simulator run. Delays are in milliseconds, rates are shares between 0 and 1.
+
+    ``sender_mps`` is every sender's throughput in segments per second, as Twilio meters it: a sender's queued
+    messages leave (queued -> sent) no faster than that, so they can outlive a short ValidityPeriod and fail with
+    30001. None (the default) is unlimited: messages leave one ``status_delay_ms`` after they were queued.
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -110,6 +115,7 @@ class SimulatorConfig(BaseModel):
     undelivered_rate: float = Field(default=0.0, ge=0, le=1)
     status_delay_ms: float = Field(default=200, ge=0)
     callback_retry_delay_ms: float = Field(default=500, ge=0)
+    sender_mps: float | None = Field(default=None, gt=0)
     seed: int | None = None
 
     @model_validator(mode="after")

@@ -2,7 +2,8 @@
 
 Every refusal in the simulator is a :class:`TwilioError`; the app turns it into Twilio's error body
 ``{code, message, more_info, status}``. Codes and statuses follow docs/reference/twilio.md; the few codes it does not
-list (21604, 21609, 21701, 21705, 20001) are Twilio's documented ones for those cases.
+list (21604, 21609, 21624, 21701, 21705, 20001) are Twilio's documented ones for those cases (21624: "Invalid
+validity period value", twilio.com/docs/api/errors/21624 — integers 1 to 36,000 seconds).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ _TEMPLATES: dict[int, tuple[int, str]] = {
     21612: (400, "The 'To' phone number: {to}, is not currently reachable using the 'From' phone number: {sender}."),
     21614: (400, "'To' number {to} is not a valid mobile number"),
     21617: (400, "The concatenated message body exceeds the 1600 character limit."),
+    21624: (400, "Invalid validity period value: ValidityPeriod must be an integer between 1 and 36000 seconds."),
     21701: (400, "The Messaging Service {sender} does not exist or does not belong to this account."),
     21705: (400, "The Messaging Service Sid {sender} is invalid."),
 }
@@ -44,6 +46,12 @@ DELIVERY_ERRORS: dict[int, str] = {
     30005: "Unknown destination handset",
     30006: "Landline or unreachable carrier",
 }
+
+# A message still in the sender's queue when its ValidityPeriod runs out is dropped with 30001: Twilio's page for
+# 30001 (twilio.com/docs/api/errors/30001) describes the queue limit "reduced by setting a lower Validity Period".
+# Kept apart from DELIVERY_ERRORS, which is the pool random undelivered outcomes are drawn from.
+QUEUE_EXPIRED_CODE = 30001
+ERROR_MESSAGES: dict[int, str] = {**DELIVERY_ERRORS, QUEUE_EXPIRED_CODE: "Queue overflow"}
 
 
 class TwilioError(Exception):

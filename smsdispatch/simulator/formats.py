@@ -7,11 +7,12 @@ Types follow docs/reference/twilio.md exactly: ``num_segments``, ``num_media`` a
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
 from smsdispatch.simulator.config import SimAccount
-from smsdispatch.simulator.errors import DELIVERY_ERRORS
+from smsdispatch.simulator.errors import ERROR_MESSAGES
 from smsdispatch.simulator.store import Message
 
 API_VERSION = "2010-04-01"
@@ -71,7 +72,7 @@ def message_resource(message: Message, now_mono: float, *, as_created: bool = Fa
         "date_updated": rfc2822(message.wall_time(at)),
         "direction": "outbound-api",
         "error_code": error_code,
-        "error_message": DELIVERY_ERRORS.get(error_code) if error_code is not None else None,
+        "error_message": ERROR_MESSAGES.get(error_code) if error_code is not None else None,
         "from": None if accepted else message.from_number,
         "messaging_service_sid": message.service_sid,
         "num_media": "0",
@@ -87,8 +88,17 @@ def message_resource(message: Message, now_mono: float, *, as_created: bool = Fa
     }
 
 
+def rfc3339_micro(moment: float) -> str:
+    """``2026-12-01T09:30:05.123456Z``: UTC with microseconds, for tests that need sub-second creation times."""
+    return datetime.fromtimestamp(moment, UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
 def sim_message_summary(message: Message, now_mono: float) -> dict[str, Any]:
-    """One entry of ``GET /_sim/messages`` (docs/CONTRACT.md); ``from`` is the sender as the client gave it."""
+    """One entry of ``GET /_sim/messages`` (docs/CONTRACT.md); ``from`` is the sender as the client gave it.
+
+    The contract's keys come first; ``validity_period`` (seconds) and ``created_at`` (RFC 3339 with microseconds,
+    where ``date_created`` has whole seconds only) are extras so tests can check what was sent and when.
+    """
     return {
         "sid": message.sid,
         "account_sid": message.account_sid,
@@ -97,6 +107,8 @@ def sim_message_summary(message: Message, now_mono: float) -> dict[str, Any]:
         "body": message.body,
         "status": message.status_at(now_mono),
         "date_created": rfc2822(message.created_wall),
+        "validity_period": message.validity_period,
+        "created_at": rfc3339_micro(message.created_wall),
     }
 
 

@@ -2,7 +2,9 @@
 
 Live messages move ``queued -> sent -> delivered`` (through a Messaging Service: ``accepted -> queued -> sent ->
 delivered``), one step every ``status_delay_ms``; a share ``undelivered_rate`` ends ``undelivered`` with a 30xxx
-code instead. Test-credential messages stay ``queued`` and never call back (Twilio's rule).
+code instead. With ``sender_mps`` a message leaves for ``sent`` only when its sender's queue lets it (queueing.py);
+one still ``queued``/``accepted`` at its ValidityPeriod deadline ends ``failed`` there with 30001 instead.
+Test-credential messages stay ``queued`` and never call back (Twilio's rule).
 
 When the create carried a StatusCallback, every step after the first is POSTed there, form-encoded and signed
 with X-Twilio-Signature using the account's auth token (also when the create used an API key, as Twilio does).
@@ -23,8 +25,9 @@ from pydantic import SecretStr
 
 from smsdispatch.providers.signature import SIGNATURE_HEADER, compute_signature
 from smsdispatch.simulator.config import SimulatorConfig
-from smsdispatch.simulator.errors import DELIVERY_ERRORS
+from smsdispatch.simulator.errors import DELIVERY_ERRORS, QUEUE_EXPIRED_CODE
 from smsdispatch.simulator.formats import API_VERSION, raw_dlr_done_date
+from smsdispatch.simulator.queueing import QueueKey, SenderQueues
 from smsdispatch.simulator.store import Message, Step
 
 logger = logging.getLogger(__name__)
@@ -42,6 +45,7 @@ class Lifecycle:
         self._undelivered_rate = config.undelivered_rate
         self._rng = rng
         self._tokens = tokens
+        self.queues = SenderQueues(config.sender_mps)
         self._session: aiohttp.ClientSession | None = None
         self._timers: dict[int, asyncio.TimerHandle] = {}
         self._next_timer = 0
@@ -49,15 +53,35 @@ class Lifecycle:
         self.callbacks_delivered = 0
         self.callbacks_failed = 0
 
-    def plan(self, now_mono: float, *, via_service: bool, is_test: bool) -> tuple[tuple[Step, ...], int | None]:
-        """The steps a new message will take from ``now_mono``, and the error code of its last step."""
+    def plan(
+        self,
+        now_mono: float,
+        *,
+        via_service: bool,
+        is_test: bool,
+        queue: QueueKey | None = None,
+        segments: int = 1,
+        validity_s: float = 36_000,
+    ) -> tuple[tuple[Step, ...], int | None]:
+        """The steps a new message will take from ``now_mono``, and the error code of its last step.
+
+        ``queue`` is the sender whose throughput the message waits for (see queueing.py); ``validity_s`` is its
+        ValidityPeriod: if it cannot leave by then it fails at that moment, and takes no turn on the sender.
+        """
         if is_test:
             return ((now_mono, "queued"),), None
+        waiting = ("accepted", "queued") if via_service else ("queued",)
+        steps = [(now_mono + i * self._step_s, status) for i, status in enumerate(waiting)]
+        deadline = now_mono + validity_s
+        ready = now_mono + len(waiting) * self._step_s
+        sent_at = self.queues.release(queue or ("", ""), ready, segments, deadline)
+        if sent_at is None:
+            kept = [step for step in steps if step[0] < deadline]
+            return (*kept, (deadline, "failed")), QUEUE_EXPIRED_CODE
         final, error_code = "delivered", None
         if self._undelivered_rate and self._rng.random() < self._undelivered_rate:
             final, error_code = "undelivered", self._rng.choice(_UNDELIVERED_CODES)
-        statuses = ("accepted", "queued", "sent", final) if via_service else ("queued", "sent", final)
-        return tuple((now_mono + i * self._step_s, status) for i, status in enumerate(statuses)), error_code
+        return (*steps, (sent_at, "sent"), (sent_at + self._step_s, final)), error_code
 
     def follow(self, message: Message) -> None:
         """Schedule the callbacks of ``message`` (none without a StatusCallback or for test credentials)."""

@@ -44,6 +44,21 @@ class RunningSimulator:
     def clear_faults(self) -> None:
         self._simulator.faults.clear()
 
+    async def reply_from_recipient(
+        self, account_sid: str, recipient: str, to: str, body: str, url: str | None = None
+    ) -> dict[str, Any]:
+        """``recipient`` texts ``body`` to ``to`` (a sender or service of ``account_sid``), as ``POST /_sim/inbound``.
+
+        STOP-family keywords opt the recipient out of the account's messages (creates get 400/21610), START-family
+        ones opt back in; the signed incoming-message webhook goes to ``url`` when given. Returns
+        ``{"delivered": bool, "status": int | None, "opted_out": bool}``; ValueError when a field is wrong.
+        """
+        return await self._simulator.reply_from_recipient(account_sid, recipient, to, body, url)
+
+    def is_opted_out(self, account_sid: str, recipient: str) -> bool:
+        """Whether creates from ``account_sid`` to ``recipient`` are refused with 21610."""
+        return self._simulator.inbound.is_opted_out(account_sid, recipient)
+
     @property
     def pending_callbacks(self) -> int:
         """Status callbacks scheduled or in flight."""

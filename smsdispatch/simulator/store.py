@@ -30,9 +30,10 @@ class Message:
     created_mono: float
     created_wall: float
     steps: Sequence[Step]
-    error_code: int | None = None  # set on the final step only (undelivered)
+    error_code: int | None = None  # reported on the final step only (undelivered, or failed 30001)
     status_callback: str | None = None
     is_test: bool = False
+    validity_period: int = 36_000  # seconds, as the create's ValidityPeriod gave it (Twilio's default otherwise)
 
     def current_step(self, now_mono: float) -> int:
         index = 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -136,6 +137,7 @@ class Callback:
     url: str
     form: dict[str, str]
     signature: str | None
+    arrived: float = field(default_factory=time.monotonic)
 
 
 @dataclass

@@ -374,5 +374,6 @@ async def test_sim_messages_endpoint_lists_accepted_messages(
     assert [(m["sid"], m["from"], m["to"], m["body"], m["account_sid"]) for m in listed] == [
         (created["sid"], SERVICE, RECIPIENT, "hey", LIVE_SID)
     ]
-    assert set(listed[0]) == {"sid", "account_sid", "from", "to", "body", "status", "date_created"}
+    contract_keys = {"sid", "account_sid", "from", "to", "body", "status", "date_created"}
+    assert set(listed[0]) == contract_keys | {"validity_period", "created_at"}
     assert parsedate_to_datetime(listed[0]["date_created"]).tzinfo is not None

@@ -36,6 +36,7 @@ def test_flags_build_the_config() -> None:
             *("--test-account", f"{TEST_SID}:{TEST_TOKEN}"),
             *("--latency-ms", "5", "--concurrency-limit", "3", "--fail-rate", "0.1"),
             *("--undelivered-rate", "0.2", "--status-delay-ms", "50", "--seed", "9"),
+            *("--sender-mps", "1.5"),
         )
     )
 
@@ -52,6 +53,11 @@ def test_flags_build_the_config() -> None:
     assert config.test_accounts[0].sid == TEST_SID
     assert (config.latency_ms, config.concurrency_limit, config.fail_rate) == (5, 3, 0.1)
     assert (config.undelivered_rate, config.status_delay_ms, config.seed) == (0.2, 50, 9)
+    assert config.sender_mps == 1.5
+
+
+def test_senders_are_unlimited_without_sender_mps() -> None:
+    assert build_config(parse("--account", f"{LIVE_SID}:{LIVE_TOKEN}")).sender_mps is None
 
 
 @pytest.mark.parametrize(
@@ -69,6 +75,8 @@ def test_flags_build_the_config() -> None:
         (["--account", f"{LIVE_SID}:tok", "--fail-rate", "1.5"], "fail_rate"),
         (["--account", f"{LIVE_SID}:tok", "--concurrency-limit", "1.5"], "--concurrency-limit must be an integer"),
         (["--account", f"{LIVE_SID}:tok", "--port", "70000"], "--port"),
+        (["--account", f"{LIVE_SID}:tok", "--sender-mps", "fast"], "--sender-mps must be a number"),
+        (["--account", f"{LIVE_SID}:tok", "--sender-mps", "0"], "sender_mps"),
     ],
 )
 def test_bad_flags_exit_2_with_one_sentence_and_no_secret(
@@ -94,6 +102,9 @@ def test_help_shows_no_secret_defaults(capsys: pytest.CaptureFixture[str]) -> No
     assert "--test-account" in shown
     assert "default: 8099" in shown
     assert "default: 127.0.0.1" in shown
+    assert "--sender-mps N" in shown
+    assert "ValidityPeriod" in shown
+    assert "/_sim/inbound" in shown
     assert LIVE_TOKEN not in shown
 
 
