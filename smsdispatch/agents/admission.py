@@ -20,6 +20,7 @@ import logging
 from datetime import datetime
 from typing import Protocol
 
+from smsdispatch.agents.metrics import DispatchMetrics
 from smsdispatch.agents.rates import SendingRates
 from smsdispatch.providers import UNSUBSCRIBED_RECIPIENT, segment_info
 from smsdispatch.schemas import ErrorCode, ErrorInfo, Outcome, SmsFailed, SmsRequested
@@ -57,9 +58,11 @@ class Admission:
         self,
         opt_outs: OptOuts | None = None,
         rates: SendingRates | None = None,
+        metrics: DispatchMetrics | None = None,
     ) -> None:
         self._opt_outs = opt_outs or NoOptOuts()
         self._rates = rates or SendingRates()
+        self._metrics = metrics or DispatchMetrics()
         self._loaded = False
 
     async def admit(self, request: SmsRequested, mps: int | None, now: datetime) -> ErrorInfo | None:
@@ -77,8 +80,15 @@ class Admission:
         if left is not None and left <= 0:
             return _expired(f"it expired {-left:.1f}s before it could be sent")
         segments, _ = segment_info(request.body)
-        if not await self._rates.turn(request.tenant_id, mps, segments, within=left):
-            return _expired(f"it expired while waiting for tenant {request.tenant_id!r}'s rate of {mps}/s")
+        waiting = self._metrics.rate_waiting.labels(request.tenant_id) if mps is not None else None
+        if waiting is not None:
+            waiting.inc()
+        try:
+            if not await self._rates.turn(request.tenant_id, mps, segments, within=left):
+                return _expired(f"it expired while waiting for tenant {request.tenant_id!r}'s rate of {mps}/s")
+        finally:
+            if waiting is not None:
+                waiting.dec()
         return None
 
     async def learn(self, outcome: Outcome) -> None:
@@ -88,6 +98,7 @@ class Admission:
         if outcome.error.code is not ErrorCode.PROVIDER_REJECTED or not outcome.tenant_id or not outcome.to:
             return
         await self._opt_outs.opt_out(outcome.tenant_id, outcome.to)
+        self._metrics.opt_outs.labels(outcome.tenant_id, "provider_21610", "added").inc()
         log.info("recipient added to tenant %s's suppression list after Twilio's 21610", outcome.tenant_id)
 
     def waiting(self, tenant_id: str) -> int:

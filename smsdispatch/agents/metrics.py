@@ -51,6 +51,18 @@ class DispatchMetrics:
             ["pipeline", "result"],
             registry=self.registry,
         )
+        self.rate_waiting = Gauge(
+            "smsdispatch_rate_waiting",
+            "Requests waiting for their turn under their tenant's sending rate (tenants update --mps)",
+            ["tenant"],
+            registry=self.registry,
+        )
+        self.opt_outs = Counter(
+            "smsdispatch_opt_outs",
+            "Changes to tenants' suppression lists made by this worker, by source and change",
+            ["tenant", "source", "change"],
+            registry=self.registry,
+        )
         self.sink_retries = Counter(
             "smsdispatch_sink_retries",
             "Dispatch-log writes that failed and are being retried (the database is unavailable)",

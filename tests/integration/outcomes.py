@@ -12,6 +12,7 @@ from typing import Any
 
 from smsdispatch.client import SmsClient, parse_outcome, tail_topic
 from smsdispatch.schemas import Outcome, SmsRequested
+from smsdispatch.storage import DispatchLog, DispatchLogRow
 from smsdispatch.streams import topics
 
 
@@ -108,3 +109,19 @@ async def outcome_records(
         stop.set()
         follower.cancel()
     return found
+
+
+async def row_when(url: str, tenant_id: str, request_id: str, what: str, timeout: float = 60.0) -> DispatchLogRow:
+    """Poll the dispatch log until the request's row has the status ``what``."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    log = await DispatchLog.open(url)
+    try:
+        while True:
+            row = await log.get(request_id, tenant_id=tenant_id)
+            if row is not None and row.status == what:
+                return row
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"no {what!r} row for {request_id} after {timeout:g}s: {row!r}")
+            await asyncio.sleep(0.25)
+    finally:
+        await log.close()

@@ -24,11 +24,10 @@ from smsdispatch.agents.worker import home_partition
 from smsdispatch.providers.signature import SIGNATURE_HEADER, compute_signature
 from smsdispatch.schemas import SmsDispatched, SmsRequested
 from smsdispatch.settings import bootstrap_servers
-from smsdispatch.storage import DispatchLog, DispatchLogRow
 from smsdispatch.streams import topics
 from smsdispatch.testing.processes import ManagedProcess
 from tests.integration.conftest import Stack, running_stack
-from tests.integration.outcomes import send_and_collect
+from tests.integration.outcomes import row_when, send_and_collect
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.kafka, pytest.mark.slow]
 
@@ -107,22 +106,6 @@ def post_callback(
             return int(response.status), response.read().decode()
     except urllib.error.HTTPError as refused:
         return int(refused.code), refused.read().decode()
-
-
-async def row_when(url: str, tenant_id: str, request_id: str, what: str, timeout: float = 60.0) -> DispatchLogRow:
-    """Poll the dispatch log until the request's row has the status ``what``."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    log = await DispatchLog.open(url)
-    try:
-        while True:
-            row = await log.get(request_id, tenant_id=tenant_id)
-            if row is not None and row.status == what:
-                return row
-            if asyncio.get_running_loop().time() > deadline:
-                raise AssertionError(f"no {what!r} row for {request_id} after {timeout:g}s: {row!r}")
-            await asyncio.sleep(0.25)
-    finally:
-        await log.close()
 
 
 @pytest.mark.timeout(300)
