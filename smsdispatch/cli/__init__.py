@@ -23,6 +23,7 @@ from smsdispatch.cli._common import CliError, broker_for_messages, unreachable_k
 VERBS: dict[str, tuple[str, str]] = {
     "worker": ("smsdispatch.cli.worker", "run the Faust worker: dispatcher, log sink, status receiver"),
     "tenants": ("smsdispatch.cli.tenants", "register, verify, list and remove tenants"),
+    "suppressions": ("smsdispatch.cli.suppressions", "list, add and remove opted-out numbers"),
     "keygen": ("smsdispatch.cli.keygen", "print a new encryption key"),
     "send": ("smsdispatch.cli.send", "publish one SMS request"),
     "tail": ("smsdispatch.cli.tail", "print outcomes as they arrive"),

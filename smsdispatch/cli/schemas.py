@@ -1,5 +1,5 @@
 """Write the JSON Schema of every topic value (sms.requested, sms.dispatched, sms.failed, sms.status,
-sms.tenants), one file per value, for producers and consumers in other languages.
+sms.tenants, sms.suppressions), one file per value, for producers and consumers in other languages.
 """
 
 from __future__ import annotations

@@ -32,6 +32,10 @@ Replaying (what ``smsdispatch replay`` does)::
     report = await replay(broker_url, selection, replay_id="incident-42", dry_run=True)
     report.resends, report.already_replayed, report.not_replayable
 
+Opt-outs (what ``smsdispatch suppressions`` does): ``publish_suppression(broker_url, "acme", "+14155552671",
+opted_out=True)`` records one (``False`` opts the number back in), ``current_suppressions(broker_url,
+tenant="acme")`` lists them; create the topics first (``streams.topics.ensure_topics``).
+
 Lower level: ``read_topic`` reads a topic up to its current end (by time or offset), ``tail_topic`` follows it.
 Producers in other languages publish the same JSON (schemas/ holds its JSON Schema) to ``sms.requested``,
 keyed by tenant_id.
@@ -50,6 +54,13 @@ from smsdispatch.client._replay import (
     new_replay_id,
     replay,
 )
+from smsdispatch.client._suppressions import (
+    Suppression,
+    SuppressionChange,
+    current_suppressions,
+    publish_suppression,
+    publish_suppression_changes,
+)
 from smsdispatch.client._tenants import latest_tenant_records, publish_tenant, publish_tenants
 
 __all__ = [
@@ -59,14 +70,19 @@ __all__ = [
     "ReplayReport",
     "ReplaySelection",
     "SmsClient",
+    "Suppression",
+    "SuppressionChange",
     "TopicRecord",
     "check_replay_id",
+    "current_suppressions",
     "derive_request_id",
     "json_object",
     "latest_tenant_records",
     "new_replay_id",
     "new_request_id",
     "parse_outcome",
+    "publish_suppression",
+    "publish_suppression_changes",
     "publish_tenant",
     "publish_tenants",
     "read_topic",

@@ -11,6 +11,13 @@ from smsdispatch.schemas.messages import (
     SmsStatus,
     WireModel,
 )
+from smsdispatch.schemas.suppressions import (
+    SuppressionRecord,
+    SuppressionSource,
+    parse_suppression_key,
+    suppression_change,
+    suppression_key,
+)
 from smsdispatch.schemas.tenants import EncryptedConfig, TenantConfig, TenantRecord, describe_tenant
 
 __all__ = [
@@ -24,10 +31,15 @@ __all__ = [
     "SmsFailed",
     "SmsRequested",
     "SmsStatus",
+    "SuppressionRecord",
+    "SuppressionSource",
     "TenantConfig",
     "TenantRecord",
     "WireModel",
     "check_e164",
     "check_sender",
     "describe_tenant",
+    "parse_suppression_key",
+    "suppression_change",
+    "suppression_key",
 ]

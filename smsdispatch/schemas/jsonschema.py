@@ -18,6 +18,7 @@ from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode
 from pydantic_core import core_schema
 
 from smsdispatch.schemas.messages import SmsDispatched, SmsFailed, SmsRequested, SmsStatus
+from smsdispatch.schemas.suppressions import SuppressionRecord
 from smsdispatch.schemas.tenants import TenantRecord
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -54,6 +55,13 @@ VALUES: dict[str, tuple[type[BaseModel], Direction, str]] = {
         "output",
         "Value of the compacted sms.tenants topic, keyed by tenant_id (a null value removes the tenant). "
         "config is an encrypted envelope, never plaintext credentials.",
+    ),
+    "sms.suppressions": (
+        SuppressionRecord,
+        "output",
+        'Value of the compacted sms.suppressions topic, keyed by "{tenant_id}/{number}": the number opted out '
+        "of the tenant's messages, which fail recipient_opted_out without being sent. A null value opts it "
+        "back in. The key alone decides; workers honour any non-null value.",
     ),
 }
 

@@ -4,7 +4,8 @@ The tenants table (:mod:`smsdispatch.streams.tenants` over the Faust table) is p
 the tenants of its own partitions. That suits the dispatcher, which reads ``sms.requested`` on the same
 partitions, but not the status receiver: Twilio's callbacks reach whichever worker the load balancer picks.
 :class:`TenantFollower` reads every partition of ``sms.tenants`` from its beginning with a plain consumer in no
-group (so it never takes part in, nor waits for, a rebalance) and keeps following it; :class:`TenantView` keeps
+group (so it never takes part in, nor waits for, a rebalance) and keeps following it, with the machinery the
+suppression list shares (:class:`~smsdispatch.streams.compacted.CompactedFollower`); :class:`TenantView` keeps
 the latest record per tenant_id (a null value removes it) and answers through a :class:`TenantDirectory`, so
 configurations are decrypted exactly as for the table, in memory only. Faust's GlobalTable would do the same
 but does not recover reliably with several workers.
@@ -25,12 +26,10 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from aiokafka import TopicPartition
-from mode import Service
-
 from smsdispatch.schemas import ErrorInfo
+from smsdispatch.streams.compacted import CompactedFollower
 from smsdispatch.streams.tenants import ConfigOpener, ReadyTenant, TenantDirectory
-from smsdispatch.streams.topics import TENANTS, groupless_consumer
+from smsdispatch.streams.topics import TENANTS
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +121,7 @@ class TenantView:
         return False
 
 
-class TenantFollower(Service):
+class TenantFollower(CompactedFollower):
     """Feeds a :class:`TenantView` (``.view``) from every partition of ``sms.tenants``, from the beginning, for as
     long as the service runs; start and stop it with the app. It never commits and never joins a group."""
 
@@ -138,93 +137,16 @@ class TenantFollower(Service):
         retry_seconds: float = 1.0,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
-        self.view = TenantView(open_config, self.end_offsets, wait=wait)
-        self._topic = topic
-        self._partition_count = partitions
-        self._new_consumer = consumer_factory or (lambda: groupless_consumer(broker_url))
-        self._retry_seconds = retry_seconds
-        self._consumer: Any = None
-        self._partitions: list[TopicPartition] = []
-        self._opened = asyncio.Event()
-        #: Where the topic ended when reading began, until the view has got there (then None).
-        self._loading: dict[int, int] | None = None
-
-    async def on_start(self) -> None:
-        # In the background: the app's start must not wait for Kafka (its own clients retry the same way).
-        self.add_future(self._follow())
-
-    async def end_offsets(self) -> Mapping[int, int]:
-        """Where each partition ends now; waits until the consumer is assigned (the view bounds that wait)."""
-        await self._opened.wait()
-        if self._consumer is None:  # stopped: asking the closed consumer would open a connection nobody closes
-            raise RuntimeError("the tenant view no longer follows sms.tenants")
-        ends = await self._consumer.end_offsets(self._partitions)
-        return {tp.partition: offset for tp, offset in ends.items()}
-
-    async def _follow(self) -> None:
-        delay = self._retry_seconds
-        try:
-            while not self.should_stop:
-                try:
-                    if self._consumer is None:
-                        await self._open()
-                    await self._read_batch()
-                    delay = self._retry_seconds
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:
-                    # Once open, the consumer is kept: reopening would replay the topic over what is held, and a
-                    # tenant removed meanwhile (its tombstone compacted away) would stay.
-                    log.warning("following sms.tenants failed (%s); retrying in %.1fs", type(exc).__name__, delay)
-                    await self.sleep(delay)
-                    delay = min(delay * 2, 30.0)
-        finally:
-            consumer, self._consumer = self._consumer, None
-            self._opened.set()  # lookups still waiting are answered at once, with what is held
-            if consumer is not None:
-                await _stop(consumer)
-
-    async def _open(self) -> None:
-        consumer = self._new_consumer()
-        # Every partition by number: the worker starts only when the topic has the partitions it is configured
-        # with (cli/worker.py), and a consumer assigning by hand has no metadata to list them before it assigns.
-        partitions = [TopicPartition(self._topic, partition) for partition in range(self._partition_count)]
-        try:
-            await consumer.start()  # inside: a failed start may leave connections that only stop() closes
-            consumer.assign(partitions)
-            await consumer.seek_to_beginning(*partitions)
-            # Bounded: aiokafka waits as long as it takes for a partition the broker does not know (yet).
-            loading = await asyncio.wait_for(consumer.end_offsets(partitions), 30)
-        except BaseException:
-            await _stop(consumer)
-            raise
-        known = consumer.partitions_for_topic(self._topic)
-        if known is not None and len(known) != len(partitions):
-            log.warning("%s has %d partitions, the tenant view reads %d", self._topic, len(known), len(partitions))
-        self._consumer, self._partitions = consumer, partitions
-        self._loading = {tp.partition: offset for tp, offset in loading.items()}
-        self._opened.set()
-        log.info("reading all %d partitions of %s into the tenant view", len(partitions), self._topic)
-
-    async def _read_batch(self) -> None:
-        batches = await self._consumer.getmany(timeout_ms=1000)
-        for tp, records in batches.items():
-            for record in records:
-                self.view.apply(tp.partition, record.offset, record.key, record.value)
-            # Past what compaction removed at the end of the batch, which no record's offset shows.
-            self.view.reached(tp.partition, await self._consumer.position(tp))
-        if self._loading is not None and self.view.has_reached(self._loading):
-            self._loading = None
-            log.info("the tenant view holds the %d tenants on %s and follows it", len(self.view), self._topic)
-
-
-async def _stop(consumer: Any) -> None:
-    try:
-        await consumer.stop()
-    except asyncio.CancelledError:
-        # aiokafka stopping a consumer in no group right after its start re-raises the cancellation of a task of
-        # its own (aio-libs/aiokafka#647): that one is swallowed, a cancellation of ours is not.
-        task = asyncio.current_task()
-        if task is not None and task.cancelling():
-            raise
+        # The view asks the follower where the topic ends; a lambda, since the method is bound only once built.
+        self.view = TenantView(open_config, lambda: self.end_offsets(), wait=wait)
+        super().__init__(
+            broker_url,
+            self.view,
+            topic=topic,
+            partitions=partitions,
+            label="the tenant view",
+            unit="tenants",
+            consumer_factory=consumer_factory,
+            retry_seconds=retry_seconds,
+            **kwargs,
+        )

@@ -22,6 +22,7 @@ DISPATCHED = "sms.dispatched"
 FAILED = "sms.failed"
 STATUS = "sms.status"
 TENANTS = "sms.tenants"
+SUPPRESSIONS = "sms.suppressions"
 OUTCOME_TOPICS = (DISPATCHED, FAILED, STATUS)
 
 
@@ -38,6 +39,8 @@ CONTRACT_TOPICS = (
     TopicSpec(STATUS),
     # Compacted: the latest record per tenant_id is the tenant's configuration; a null value removes it.
     TopicSpec(TENANTS, {"cleanup.policy": "compact"}),
+    # Compacted too: one record per (tenant, number) that opted out; a null value opts it back in.
+    TopicSpec(SUPPRESSIONS, {"cleanup.policy": "compact"}),
 )
 
 
@@ -102,7 +105,7 @@ async def check_partitions(
 
 def groupless_consumer(broker_url: str) -> AIOKafkaConsumer:
     """A consumer in no group, not yet started: partitions are assigned by hand, so it joins no rebalance and
-    commits nothing (the tenant view, the continuity guard's hole reader)."""
+    commits nothing (the compacted-topic followers, the continuity guard's hole reader)."""
     return AIOKafkaConsumer(
         bootstrap_servers=bootstrap_servers(broker_url),
         group_id=None,

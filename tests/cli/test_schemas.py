@@ -16,6 +16,7 @@ EXPECTED = {
     "sms.failed.schema.json",
     "sms.status.schema.json",
     "sms.tenants.schema.json",
+    "sms.suppressions.schema.json",
 }
 
 

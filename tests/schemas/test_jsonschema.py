@@ -10,7 +10,17 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from smsdispatch.schemas import ErrorCode, ErrorInfo, SmsDispatched, SmsFailed, SmsRequested, SmsStatus, TenantRecord
+from smsdispatch.schemas import (
+    ErrorCode,
+    ErrorInfo,
+    SmsDispatched,
+    SmsFailed,
+    SmsRequested,
+    SmsStatus,
+    SuppressionRecord,
+    SuppressionSource,
+    TenantRecord,
+)
 from smsdispatch.schemas.jsonschema import DIALECT, json_schemas, render
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -23,6 +33,7 @@ EXPECTED_FILES = {
     "sms.failed.schema.json": SmsFailed,
     "sms.status.schema.json": SmsStatus,
     "sms.tenants.schema.json": TenantRecord,
+    "sms.suppressions.schema.json": SuppressionRecord,
 }
 
 
@@ -154,6 +165,9 @@ def sample_outputs() -> dict[str, Any]:
         "sms.failed.schema.json": SmsFailed(error=ErrorInfo(code=ErrorCode.UNKNOWN_TENANT, message="who?")),
         "sms.status.schema.json": SmsStatus(tenant_id="t", provider_message_id="SM1", status="delivered"),
         "sms.tenants.schema.json": TenantRecord.model_validate({"tenant_id": "t", "config": envelope}),
+        "sms.suppressions.schema.json": SuppressionRecord(
+            tenant_id="t", number="+14155552671", source=SuppressionSource.INBOUND_STOP
+        ),
     }
 
 

@@ -4,92 +4,25 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 
 import pytest
 import pytest_asyncio
 from aiokafka import TopicPartition
-from aiokafka.errors import KafkaConnectionError
 
 from smsdispatch.schemas import ErrorCode, ErrorInfo
 from smsdispatch.streams.tenant_view import TenantFollower
 from smsdispatch.streams.tenants import ReadyTenant
 from smsdispatch.streams.topics import TENANTS
 
+from .fake_consumer import FakeConsumer
 from .test_tenant_view import KEYRING, record
 
 pytestmark = pytest.mark.asyncio
 
 
-@dataclass(frozen=True)
-class Record:
-    offset: int
-    key: bytes | None
-    value: bytes | None
-
-
-class FakeConsumer:
-    """A consumer in no group over an in-memory topic; ``None`` in a partition's log is an offset compaction
-    removed. It records what it was asked to do."""
-
-    def __init__(self, partitions: int = 3, fail_starts: int = 0, stop_cancels: bool = False) -> None:
-        self.logs: dict[int, list[Record | None]] = {p: [] for p in range(partitions)}
-        self.positions: dict[TopicPartition, int] = {}
-        self.assigned: list[TopicPartition] = []
-        self.fail_starts = fail_starts
-        self.starts = 0
-        self.stopped = 0
-        self.sought: list[TopicPartition] = []
-        self.stop_cancels = stop_cancels
-
-    def publish(self, partition: int, key: bytes | None, value: bytes | None) -> None:
-        log = self.logs[partition]
-        log.append(Record(len(log), key, value))
-
-    def compacted(self, partition: int) -> None:
-        self.logs[partition].append(None)
-
-    async def start(self) -> None:
-        self.starts += 1
-        if self.starts <= self.fail_starts:
-            raise KafkaConnectionError("Unable to bootstrap from 127.0.0.1:9")
-
-    async def stop(self) -> None:
-        self.stopped += 1
-        if self.stop_cancels:  # as aiokafka does when stopped right after its start (aio-libs/aiokafka#647)
-            raise asyncio.CancelledError
-
-    def partitions_for_topic(self, topic: str) -> set[int] | None:
-        return set(self.logs) if topic == TENANTS else None
-
-    def assign(self, partitions: list[TopicPartition]) -> None:
-        self.assigned = list(partitions)
-
-    async def seek_to_beginning(self, *partitions: TopicPartition) -> None:
-        self.sought = list(partitions)
-        self.positions.update(dict.fromkeys(partitions, 0))
-
-    async def end_offsets(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
-        return {tp: len(self.logs[tp.partition]) for tp in partitions}
-
-    async def position(self, tp: TopicPartition) -> int:
-        return self.positions[tp]
-
-    async def getmany(self, timeout_ms: int = 0) -> dict[TopicPartition, list[Record]]:
-        batch: dict[TopicPartition, list[Record]] = {}
-        for tp in self.assigned:
-            log = self.logs[tp.partition]
-            if self.positions[tp] < len(log):
-                batch[tp] = [found for found in log[self.positions[tp] :] if found is not None]
-                self.positions[tp] = len(log)
-        if not batch:
-            await asyncio.sleep(0.01)  # as a long poll finding nothing
-        return batch
-
-
 @pytest_asyncio.fixture
 async def consumer() -> FakeConsumer:
-    return FakeConsumer()
+    return FakeConsumer(topic=TENANTS)
 
 
 @pytest_asyncio.fixture
@@ -171,7 +104,7 @@ async def test_a_partition_ending_in_compacted_offsets_is_caught_up(consumer: Fa
 async def test_a_broker_away_at_start_is_retried_and_the_app_start_does_not_wait_for_it(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    consumer = FakeConsumer(fail_starts=2)
+    consumer = FakeConsumer(fail_starts=2, topic=TENANTS)
     consumer.publish(0, b"acme", record("acme"))
     service = TenantFollower(
         "kafka://unused:9", KEYRING.unseal, partitions=3, wait=5, consumer_factory=lambda: consumer, retry_seconds=0.05
@@ -202,7 +135,7 @@ async def test_stopping_stops_the_consumer_and_the_view_stops_asking_it(consumer
 
 
 async def test_until_the_consumer_is_open_a_lookup_waits_no_longer_than_the_bound() -> None:
-    consumer = FakeConsumer(fail_starts=1000)
+    consumer = FakeConsumer(fail_starts=1000, topic=TENANTS)
     service = TenantFollower(
         "kafka://unused:9",
         KEYRING.unseal,
@@ -221,7 +154,7 @@ async def test_until_the_consumer_is_open_a_lookup_waits_no_longer_than_the_boun
 
 
 async def test_the_cancellation_aiokafka_raises_from_a_stop_after_a_failed_start_does_not_end_the_follower() -> None:
-    consumer = FakeConsumer(fail_starts=1, stop_cancels=True)
+    consumer = FakeConsumer(fail_starts=1, stop_cancels=True, topic=TENANTS)
     consumer.publish(0, b"acme", record("acme"))
     service = TenantFollower(
         "kafka://unused:9", KEYRING.unseal, partitions=3, wait=5, consumer_factory=lambda: consumer, retry_seconds=0.05
