@@ -98,7 +98,6 @@ class Admission:
         if outcome.error.code is not ErrorCode.PROVIDER_REJECTED or not outcome.tenant_id or not outcome.to:
             return
         await self._opt_outs.opt_out(outcome.tenant_id, outcome.to)
-        self._metrics.opt_outs.labels(outcome.tenant_id, "provider_21610", "added").inc()
         log.info("recipient added to tenant %s's suppression list after Twilio's 21610", outcome.tenant_id)
 
     def waiting(self, tenant_id: str) -> int:

@@ -17,16 +17,17 @@ from typing import Any
 
 from aiokafka.partitioner import murmur2
 from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
-from faust.web import View
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from smsdispatch.agents.admission import Admission
 from smsdispatch.agents.continuity import Continuity
 from smsdispatch.agents.dispatch import Dispatcher, DispatcherOptions, InboundRecord
 from smsdispatch.agents.logsink import Batcher, Loggable, LogSink, parse_outcome
 from smsdispatch.agents.metrics import DispatchMetrics
+from smsdispatch.agents.optouts import SuppressionList
+from smsdispatch.agents.pages import add_pages
 from smsdispatch.agents.pipeline import Pipeline, Work
+from smsdispatch.agents.rates import SendingRates
 from smsdispatch.agents.senders import SenderPool
-from smsdispatch.agents.status import CallbackRejected, status_from_callback
 from smsdispatch.crypto import Keyring
 from smsdispatch.providers import RetryPolicy, TwilioHttp
 from smsdispatch.settings import Settings
@@ -35,6 +36,7 @@ from smsdispatch.streams.app import StreamsApp, create_app, ledger_store
 from smsdispatch.streams.broker_health import BrokerHealth
 from smsdispatch.streams.ledger import Ledger
 from smsdispatch.streams.range_reader import RangeReader
+from smsdispatch.streams.suppressions import SuppressionFollower
 from smsdispatch.streams.tenant_progress import TenantStreamProgress
 from smsdispatch.streams.tenant_view import TenantFollower, TenantView
 from smsdispatch.streams.tenants import TenantDirectory
@@ -75,6 +77,11 @@ def build_worker(
         tenant_view = follower.view
     # Every tenant, not only those of this worker's partitions: a callback may reach any worker.
     every_tenant: TenantView = tenant_view
+    # Every tenant's suppression list, for the same reason (an inbound STOP reaches any worker), and loaded before
+    # the dispatcher's first check: a restart never sends to a number that opted out.
+    suppressions = SuppressionFollower(settings.broker, partitions=settings.partitions)
+    app.add_dependency(suppressions)
+    opt_outs = SuppressionList(suppressions.view, streams.publish, metrics)
     ledger = Ledger(ledger_store(streams), streams.write_ledger)
     sink = LogSink(settings.database_url, metrics)
     broker = BrokerHealth(lambda: app.producer.probe())
@@ -105,6 +112,7 @@ def build_worker(
                         send_deadline=settings.send_deadline_seconds,
                     ),
                     metrics=metrics,
+                    admission=Admission(opt_outs=opt_outs, rates=SendingRates(), metrics=metrics),
                 )
             )
         return dispatcher_slot[0]
@@ -204,49 +212,15 @@ def build_worker(
     async def probe_broker() -> None:
         await broker.check()
 
-    @app.page("/health")
-    async def health(web: Any, request: Any) -> Any:
-        """Always 200 while the process serves (a restart would not bring Kafka back); ``status`` is
-        ``degraded`` while Kafka is unreachable."""
-        status = "ok" if broker.reachable else "degraded"
-        body = {"status": status, "kafka": broker.report(), "tenants": len(streams.tenants_table.data)}
-        return web.json({**body, "ledger": len(ledger)})
-
-    @app.page("/ready")
-    async def ready(web: Any, request: Any) -> Any:
-        """200 once the tables are restored, no recovery runs and Kafka answers; 503 otherwise (a worker answers
-        /health from the start, but handles no record until its ledger and tenant tables are back)."""
-        restored = app.tables.recovery.completed.is_set() and not app.in_recovery
-        ready = restored and broker.reachable
-        return web.json({"ready": ready, "kafka": broker.reachable}, status=200 if ready else 503)
-
-    @app.page("/metrics")
-    async def prometheus(web: Any, request: Any) -> Any:
-        return web.bytes(generate_latest(metrics.registry), content_type=CONTENT_TYPE_LATEST.split(";")[0])
-
-    @app.page("/twilio/status/{tenant_id}")
-    class StatusCallback(View):
-        """Twilio's delivery receipts (POST only: Faust answers 405 to other methods)."""
-
-        async def post(self, request: Any, tenant_id: str) -> Any:
-            form = {key: str(value) for key, value in (await request.post()).items()}
-            public = (settings.public_url or "").rstrip("/")
-            # Twilio signs the URL it called: ours as configured publicly, whatever proxy is in between.
-            url = public + request.path_qs if public else str(request.url)
-            try:
-                status = status_from_callback(
-                    await every_tenant.lookup(tenant_id),
-                    tenant_id,
-                    request.query.get("request_id"),
-                    url,
-                    form,
-                    request.headers.get("X-Twilio-Signature"),
-                )
-            except CallbackRejected as rejected:
-                log.warning("status callback refused for tenant %s: %s", tenant_id, rejected)
-                return self.text(str(rejected), status=rejected.status)
-            await streams.publish(topics.STATUS, tenant_id.encode(), status.to_bytes())
-            return self.text("", status=200)
+    add_pages(
+        streams,
+        public_url=settings.public_url,
+        broker=broker,
+        ledger=ledger,
+        metrics=metrics,
+        every_tenant=every_tenant,
+        opt_out_changed=opt_outs.inbound,
+    )
 
     @app.on_before_shutdown.connect
     async def _close(app_: Any, **_: Any) -> None:
@@ -259,8 +233,7 @@ def build_worker(
             await http.aclose()
 
     # Registered on the app by their decorators; named here so that nothing reads as unused.
-    _ = (keep_tenants, dispatch, record_outcomes, commit_offsets, expire_ledger, probe_broker)
-    _ = (health, ready, prometheus, StatusCallback, _close)
+    _ = (keep_tenants, dispatch, record_outcomes, commit_offsets, expire_ledger, probe_broker, _close)
     return streams
 
 
