@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import Protocol
 
 from smsdispatch.agents.metrics import DispatchMetrics
-from smsdispatch.agents.rates import SendingRates
+from smsdispatch.agents.rates import Rate, SendingRates
 from smsdispatch.providers import UNSUBSCRIBED_RECIPIENT, segment_info
 from smsdispatch.schemas import ErrorCode, ErrorInfo, Outcome, SmsFailed, SmsRequested
 
@@ -65,8 +65,9 @@ class Admission:
         self._metrics = metrics or DispatchMetrics()
         self._loaded = False
 
-    async def admit(self, request: SmsRequested, mps: int | None, now: datetime) -> ErrorInfo | None:
-        """None once the request may be sent (after waiting for its turn), else why it is not sent."""
+    async def admit(self, request: SmsRequested, rate: Rate, now: datetime) -> ErrorInfo | None:
+        """None once the request may be sent (after waiting for its turn), else why it is not sent. ``rate()`` is
+        the tenant's rate as its current record says (read again while the request waits)."""
         if not self._loaded:
             await self._opt_outs.loaded()
             self._loaded = True
@@ -80,12 +81,12 @@ class Admission:
         if left is not None and left <= 0:
             return _expired(f"it expired {-left:.1f}s before it could be sent")
         segments, _ = segment_info(request.body)
-        waiting = self._metrics.rate_waiting.labels(request.tenant_id) if mps is not None else None
+        waiting = self._metrics.rate_waiting.labels(request.tenant_id) if rate() is not None else None
         if waiting is not None:
             waiting.inc()
         try:
-            if not await self._rates.turn(request.tenant_id, mps, segments, within=left):
-                return _expired(f"it expired while waiting for tenant {request.tenant_id!r}'s rate of {mps}/s")
+            if not await self._rates.turn(request.tenant_id, rate, segments, within=left):
+                return _expired(f"it expired while waiting for its turn under tenant {request.tenant_id!r}'s rate")
         finally:
             if waiting is not None:
                 waiting.dec()

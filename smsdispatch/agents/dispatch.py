@@ -211,7 +211,7 @@ class Dispatcher:
             outcome: Outcome = failed_outcome(request, tenant, attempts=attempts)
         else:
             if previous is None:
-                refusal = await self._admission.admit(request, tenant.record.mps, self._clock())
+                refusal = await self._admission.admit(request, self._rate_of(request.tenant_id), self._clock())
                 if refusal is not None:
                     work.irrevocable()
                     await self._finish(key, record, failed_outcome(request, refusal, attempts=0))
@@ -230,6 +230,15 @@ class Dispatcher:
             # The suppression list before the outcome: a subscriber resending on a 21610 is refused at once.
             await self._admission.learn(outcome)
         await self._finish(key, record, outcome)
+
+    def _rate_of(self, tenant_id: str) -> Callable[[], int | None]:
+        """The tenant's sending rate as its current record says: a ``tenants update`` applies to waiting requests."""
+
+        def rate() -> int | None:
+            tenant = self._tenants.lookup(tenant_id)
+            return tenant.record.mps if isinstance(tenant, ReadyTenant) else None
+
+        return rate
 
     async def _fence(self, previous: LedgerEntry) -> None:
         """Another run marked it ``sending``: wait until that send can no longer be in flight."""

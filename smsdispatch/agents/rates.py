@@ -12,9 +12,9 @@ Guarantees, and their limits:
   segments' worth of releases plus the one at its edge. The first message of an idle tenant goes at once.
 * **First come, first served** per tenant, one lane per tenant: a throttled tenant never delays another; its
   waiting requests hold only pipeline room (``max_in_flight``), so a backlog larger than that does.
-* **Rate changes apply to the waiting ones.** The rate is read from the latest request's tenant record at each
-  release, so ``tenants update --mps`` (or ``--no-mps``, which releases every waiting request) takes effect
-  without a restart, also for requests already waiting.
+* **Rate changes apply to the waiting ones.** The rate is read from the tenant's current record at each release
+  (and every half second of a wait), so ``tenants update --mps`` (or ``--no-mps``, which releases every waiting
+  request) takes effect without a restart, also for requests already waiting.
 * **Deadlines.** A request that has not had its turn ``within`` its time to live (``expires_at``) gives up its
   place and gets False: the caller fails it ``expired`` without sending.
 * **Memory.** A lane exists per tenant that has requests waiting or was released less than one spacing ago.
@@ -30,6 +30,13 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+#: The tenant's rate now, in segments per second (None: unthrottled). Read at every release, so a change to the
+#: tenant's record applies to the requests already waiting.
+Rate = Callable[[], int | None]
+
+#: The longest single sleep of a lane: a raised rate is noticed within this long.
+_RECHECK_SECONDS = 0.5
+
 
 @dataclass(eq=False)
 class _Waiter:
@@ -39,12 +46,17 @@ class _Waiter:
 
 @dataclass(eq=False)
 class _Lane:
-    #: The latest rate a request of this tenant carried (None: unthrottled now).
-    mps: int | None
-    #: When the next release may happen (the clock's time).
-    next_free: float = 0.0
+    #: The rate as the latest request of this tenant reads it.
+    rate: Rate
+    #: The latest release (the clock's time) and its cost: the next may go ``cost / rate`` seconds after it.
+    last_at: float = float("-inf")
+    last_cost: int = 0
     waiting: deque[_Waiter] = field(default_factory=deque)
     pacer: asyncio.Task[None] | None = None
+
+    def next_free(self) -> float:
+        mps = self.rate()
+        return float("-inf") if mps is None else self.last_at + self.last_cost / mps
 
 
 class SendingRates:
@@ -64,20 +76,20 @@ class SendingRates:
         lane = self._lanes.get(tenant_id)
         return sum(1 for waiter in lane.waiting if not waiter.turn.done()) if lane is not None else 0
 
-    async def turn(self, tenant_id: str, mps: int | None, cost: int, within: float | None = None) -> bool:
-        """Wait until a message of ``cost`` segments may go out for ``tenant_id`` at ``mps`` segments/s.
+    async def turn(self, tenant_id: str, rate: Rate, cost: int, within: float | None = None) -> bool:
+        """Wait until a message of ``cost`` segments may go out for ``tenant_id`` at ``rate()`` segments/s.
 
         Returns True when it may be sent now, False when ``within`` seconds passed first (the request's time
         to live). A caller cancelled while waiting gives up its place.
         """
         lane = self._lanes.get(tenant_id)
         if lane is None:
-            if mps is None:
+            if rate() is None:
                 return True  # unthrottled and never throttled: no state at all
-            lane = self._lanes[tenant_id] = _Lane(mps)
-        lane.mps = mps
+            lane = self._lanes[tenant_id] = _Lane(rate)
+        lane.rate = rate
         now = self._clock()
-        if not lane.waiting and (mps is None or lane.next_free <= now):
+        if not lane.waiting and lane.next_free() <= now:
             self._released(lane, now, cost)
             return True
         if within is not None and within <= 0:
@@ -107,15 +119,19 @@ class SendingRates:
                 lane.waiting.popleft()
                 continue
             now = self._clock()
-            if lane.mps is not None and lane.next_free > now:
-                await self._sleep(lane.next_free - now)
-                continue  # the head may have given up meanwhile, and the rate may have changed
+            due = lane.next_free()
+            if due > now:
+                # In short steps, re-reading the rate: a raised (or removed) rate shortens the wait under way.
+                await self._sleep(min(due - now, _RECHECK_SECONDS))
+                continue
             lane.waiting.popleft()
             waiter.turn.set_result(None)
             self._released(lane, now, waiter.cost)
-        if lane.next_free <= self._clock() and self._lanes.get(tenant_id) is lane:
+        if lane.next_free() <= self._clock() and self._lanes.get(tenant_id) is lane:
             del self._lanes[tenant_id]
 
-    def _released(self, lane: _Lane, now: float, cost: int) -> None:
-        if lane.mps is not None:
-            lane.next_free = max(now, lane.next_free) + cost / lane.mps
+    @staticmethod
+    def _released(lane: _Lane, now: float, cost: int) -> None:
+        # Counted from the actual release: a pacer woken late makes the pace a little slower, never faster.
+        lane.last_at = now
+        lane.last_cost = cost

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import pytest
 
@@ -32,11 +33,15 @@ class StuckTime(FakeTime):
         await asyncio.Event().wait()
 
 
+def fixed(mps: int | None) -> Callable[[], int | None]:
+    return lambda: mps
+
+
 async def release_times(rates: SendingRates, time: FakeTime, costs: list[int], mps: int) -> list[float]:
     times: list[float] = []
 
     async def one(cost: int) -> None:
-        assert await rates.turn("acme", mps, cost)
+        assert await rates.turn("acme", fixed(mps), cost)
         times.append(time.now)
 
     await asyncio.gather(*(one(cost) for cost in costs))
@@ -79,12 +84,12 @@ async def test_no_one_second_window_holds_more_releases_than_the_rate() -> None:
 async def test_a_throttled_tenant_never_delays_another_tenant() -> None:
     time = StuckTime()
     rates = SendingRates(time.clock, time.sleep)
-    assert await rates.turn("slow", 1, 1)
-    waiting = [asyncio.create_task(rates.turn("slow", 1, 1)) for _ in range(50)]
+    assert await rates.turn("slow", fixed(1), 1)
+    waiting = [asyncio.create_task(rates.turn("slow", fixed(1), 1)) for _ in range(50)]
     await asyncio.sleep(0)
 
-    assert await asyncio.wait_for(rates.turn("fast", 1, 1), 0.5)
-    assert await asyncio.wait_for(rates.turn("unthrottled", None, 1), 0.5)
+    assert await asyncio.wait_for(rates.turn("fast", fixed(1), 1), 0.5)
+    assert await asyncio.wait_for(rates.turn("unthrottled", fixed(None), 1), 0.5)
     assert rates.waiting("slow") == 50
     for task in waiting:
         task.cancel()
@@ -95,10 +100,10 @@ async def test_a_throttled_tenant_never_delays_another_tenant() -> None:
 async def test_a_request_whose_deadline_comes_first_gives_up_and_its_place_goes_to_the_next() -> None:
     time = StuckTime()
     rates = SendingRates(time.clock, time.sleep)
-    assert await rates.turn("acme", 1, 1)
+    assert await rates.turn("acme", fixed(1), 1)
 
-    assert await rates.turn("acme", 1, 1, within=0.05) is False
-    assert await rates.turn("acme", 1, 1, within=0.0) is False
+    assert await rates.turn("acme", fixed(1), 1, within=0.05) is False
+    assert await rates.turn("acme", fixed(1), 1, within=0.0) is False
     assert rates.waiting("acme") == 0
 
 
@@ -106,8 +111,8 @@ async def test_a_request_whose_deadline_comes_first_gives_up_and_its_place_goes_
 async def test_a_cancelled_waiter_gives_up_its_place() -> None:
     time = StuckTime()
     rates = SendingRates(time.clock, time.sleep)
-    assert await rates.turn("acme", 1, 1)
-    task = asyncio.create_task(rates.turn("acme", 1, 1))
+    assert await rates.turn("acme", fixed(1), 1)
+    task = asyncio.create_task(rates.turn("acme", fixed(1), 1))
     await asyncio.sleep(0.01)
     assert rates.waiting("acme") == 1
 
@@ -118,35 +123,41 @@ async def test_a_cancelled_waiter_gives_up_its_place() -> None:
     assert rates.waiting("acme") == 0
 
 
+class TenantRecordRate:
+    """The rate as the tenant's current record says; the test changes it as ``tenants update`` would."""
+
+    def __init__(self, mps: int | None) -> None:
+        self.mps = mps
+
+    def __call__(self) -> int | None:
+        return self.mps
+
+
 @pytest.mark.asyncio
 async def test_removing_the_rate_releases_every_waiting_request_without_a_restart() -> None:
     time = FakeTime()
-    gate = asyncio.Event()
+    rate = TenantRecordRate(1)
+    rates = SendingRates(time.clock, time.sleep)
+    assert await rates.turn("acme", rate, 1)
+    waiting = [asyncio.create_task(rates.turn("acme", rate, 1)) for _ in range(5)]
+    await asyncio.sleep(0)
 
-    async def sleep(seconds: float) -> None:
-        await gate.wait()  # the spacing in progress ends when the test says so
-        time.now += seconds
+    rate.mps = None  # tenants update --no-mps
 
-    rates = SendingRates(time.clock, sleep)
-    assert await rates.turn("acme", 1, 1)
-    waiting = [asyncio.create_task(rates.turn("acme", 1, 1)) for _ in range(5)]
-    await asyncio.sleep(0.01)
-
-    rate_removed = asyncio.create_task(rates.turn("acme", None, 1))  # the tenant's record now has no mps
-    await asyncio.sleep(0.01)
-    gate.set()
-
-    assert await asyncio.wait_for(asyncio.gather(*waiting, rate_removed), 1) == [True] * 6
-    assert time.now == pytest.approx(1.0), "one spacing (the one already running), then all at once"
+    assert await asyncio.wait_for(asyncio.gather(*waiting), 1) == [True] * 5
+    assert time.now <= 0.5, "released at the next look at the rate, not one spacing each"
 
 
 @pytest.mark.asyncio
 async def test_a_raised_rate_applies_to_requests_already_waiting() -> None:
     time = FakeTime()
+    rate = TenantRecordRate(1)
     rates = SendingRates(time.clock, time.sleep)
-    assert await rates.turn("acme", 1, 1)
-    waiting = [asyncio.create_task(rates.turn("acme", 1, 1)) for _ in range(3)]
-    faster = asyncio.create_task(rates.turn("acme", 10, 1))  # tenants update --mps 10
+    assert await rates.turn("acme", rate, 1)
+    waiting = [asyncio.create_task(rates.turn("acme", rate, 1)) for _ in range(3)]
+    await asyncio.sleep(0)
 
-    assert await asyncio.gather(*waiting, faster) == [True] * 4
-    assert time.now == pytest.approx(1.0 + 0.1 * 3), "one old spacing, then the new rate's"
+    rate.mps = 10  # tenants update --mps 10, while they wait
+
+    assert await asyncio.gather(*waiting) == [True] * 3
+    assert time.now == pytest.approx(0.3), "the new spacing (0.1s) from the first release on, not 1s each"

@@ -80,15 +80,19 @@ class Stack:
         self.worker.start(timeout=90)
 
 
-def _register(stack: Stack, name: str, *args: str) -> None:
-    tenant_id = f"{name}-{stack.suffix}"
+def run_cli(stack: Stack, *args: str) -> int:
+    """``smsdispatch ARGS…`` with the stack's settings; returns the exit code."""
     with pytest.MonkeyPatch.context() as monkeypatch:
         for key, value in stack.env.items():
             monkeypatch.setenv(key, value)
         # In a thread of its own: the verb runs its own event loop, and a test's loop may be running here.
         with ThreadPoolExecutor(1) as thread:
-            code = thread.submit(cli, ["tenants", "set", tenant_id, *args]).result()
-        assert code == 0, f"registering {tenant_id} failed"
+            return int(thread.submit(cli, list(args)).result())
+
+
+def _register(stack: Stack, name: str, *args: str) -> None:
+    tenant_id = f"{name}-{stack.suffix}"
+    assert run_cli(stack, "tenants", "set", tenant_id, *args) == 0, f"registering {tenant_id} failed"
     stack.tenants[name] = tenant_id
 
 

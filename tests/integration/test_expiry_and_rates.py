@@ -13,7 +13,7 @@ import pytest
 from smsdispatch.agents.worker import home_partition
 from smsdispatch.client import SmsClient
 from smsdispatch.schemas import ErrorCode, SmsDispatched, SmsFailed, SmsRequested
-from tests.integration.conftest import LIVE_NUMBER, Stack, running_stack
+from tests.integration.conftest import LIVE_NUMBER, Stack, run_cli, running_stack
 from tests.integration.outcomes import collect, now_ms, row_when, send_and_collect, simulator_messages
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.kafka, pytest.mark.slow]
@@ -143,3 +143,22 @@ async def test_a_request_that_expires_while_its_tenant_is_throttled_fails_expire
     assert isinstance(expired, SmsFailed), expired
     assert expired.error.code is ErrorCode.EXPIRED
     assert late.body not in {message["body"] for message in simulator_messages(stack.simulator_url)}
+
+
+@pytest.mark.timeout(120)
+async def test_tenants_update_changes_the_rate_of_a_running_worker_also_for_requests_already_waiting(
+    stack: Stack,
+) -> None:
+    tenant = register_rated(stack, "retuned", 1)
+    requests = [request(tenant) for _ in range(30)]  # 30 s at 1/s
+    started = asyncio.get_running_loop().time()
+    pending = asyncio.ensure_future(send_and_collect(stack.broker_url, requests, timeout=60))
+    await asyncio.sleep(3)
+
+    assert await asyncio.to_thread(run_cli, stack, "tenants", "update", tenant, "--mps", "50") == 0
+    outcomes = await pending
+    took = asyncio.get_running_loop().time() - started
+
+    assert all(isinstance(outcome, SmsDispatched) for outcome in outcomes.values())
+    print(f"\n30 requests at --mps 1, raised to 50 after 3s: all dispatched {took:.1f}s after publishing")
+    assert took < 15, "at the old rate they would have taken 30s"
