@@ -29,7 +29,7 @@ from smsdispatch.providers.models import AccountInfo, AccountType, OutgoingSms, 
 from smsdispatch.providers.retry import RetryPolicy
 from smsdispatch.providers.segments import Encoding, check_body, encoding_of, segment_info
 from smsdispatch.providers.signature import SIGNATURE_HEADER, compute_signature, is_valid_signature
-from smsdispatch.providers.twilio import TwilioProvider, validity_period
+from smsdispatch.providers.twilio import MessageStatusInfo, TwilioProvider, validity_period
 
 __all__ = [
     "DEFAULT_MAX_CONNECTIONS",
@@ -43,6 +43,7 @@ __all__ = [
     "Expired",
     "InvalidMessage",
     "MessageRejected",
+    "MessageStatusInfo",
     "MessageTooLong",
     "OutgoingSms",
     "PermanentError",

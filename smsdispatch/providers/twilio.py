@@ -12,10 +12,18 @@ import dataclasses
 from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
-from smsdispatch.providers._wire import embedded_fault, fault_of, parse_date, read_json, retry_after_seconds
+from smsdispatch.providers._wire import (
+    _as_int,
+    embedded_fault,
+    fault_of,
+    parse_date,
+    read_json,
+    retry_after_seconds,
+)
 from smsdispatch.providers.errors import (
     AuthenticationError,
     Expired,
@@ -48,6 +56,19 @@ class _Create:
     to: str
     body: str
     sent_after: datetime
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class MessageStatusInfo:
+    """A message as ``GET …/Messages/{Sid}.json`` reports it now: Twilio's status, and its asynchronous error
+    code (30xxx on ``undelivered`` / ``failed``) or None. The REST resource carries no ``RawDlrDoneDate``: that
+    arrives only in status callbacks."""
+
+    sid: str
+    status: str
+    error_code: int | None = None
+    date_updated: datetime | None = None
+    date_sent: datetime | None = None
 
 
 class TwilioProvider:
@@ -200,6 +221,50 @@ class TwilioProvider:
             attempts=1,
             date_created=created,
         )
+
+    async def fetch_message(self, sid: str) -> MessageStatusInfo:
+        """Fetch one message's current status (an idempotent GET, retried per the :class:`RetryPolicy`).
+
+        Raises :class:`ReconciliationUnavailable` for test credentials (Twilio answers 403 / 20008: they may
+        create messages and read nothing), :class:`MessageRejected` with ``http_status`` 404 when this account
+        has no such message, :class:`AuthenticationError` for refused credentials, and :class:`RateLimited` /
+        :class:`ProviderUnavailable` once retries run out.
+        """
+        path = f"{self._account_path}/Messages/{quote(sid, safe='')}.json"
+
+        async def attempt(number: int) -> MessageStatusInfo:
+            try:
+                response = await self._exchange("GET", path)
+            except AuthenticationError as error:
+                if error.http_status == 403 and error.provider_code == TEST_CREDENTIALS_CODE:
+                    raise ReconciliationUnavailable(
+                        "Test credentials cannot fetch messages (20008), so the status cannot be polled.",
+                        provider_code=error.provider_code,
+                        http_status=error.http_status,
+                    ) from error
+                raise
+            except MessageRejected as error:
+                if error.http_status == 404:
+                    raise MessageRejected(
+                        f"Twilio has no message {sid} in account {self.account_sid}.",
+                        provider_code=error.provider_code,
+                        http_status=404,
+                    ) from error
+                raise
+            document = read_json(response) or {}
+            status = document.get("status")
+            if not isinstance(status, str) or not status:
+                raise ProviderUnavailable(f"Twilio answered HTTP {response.status_code} without a message status")
+            found = document.get("sid")
+            return MessageStatusInfo(
+                sid=found if isinstance(found, str) and found else sid,
+                status=status,
+                error_code=_as_int(document.get("error_code")),
+                date_updated=parse_date(document.get("date_updated")),
+                date_sent=parse_date(document.get("date_sent")),
+            )
+
+        return await self._retry.run(attempt)
 
     def _create_form(self, message: OutgoingSms) -> dict[str, str]:
         form = {"To": message.to, "Body": message.body}
