@@ -31,6 +31,12 @@ class Settings(BaseSettings):
 
     #: Names the consumer group and the worker's internal topics, so two deployments can share a broker.
     app_id: str = Field(default="smsdispatch", min_length=1, pattern=r"^[A-Za-z0-9._-]+$")
+    #: A dispatched message with no final status this long after dispatch is fetched from Twilio.
+    status_poll_seconds: float = Field(default=600.0, gt=0)
+    #: How long a tenant's webhook is retried before it is given up (logged and counted).
+    webhook_retry_hours: float = Field(default=24.0, gt=0)
+    #: The first wait before a failed webhook is retried; later waits grow from it (x6, x24, x60, ...) to an hour.
+    webhook_retry_base_seconds: float = Field(default=5.0, gt=0)
 
     # Extensions beyond docs/CONTRACT.md (all optional, with defaults a single worker needs no tuning for).
     web_port: int = Field(default=6066, ge=0, le=65535)

@@ -4,6 +4,11 @@ The SIDs have Twilio's shapes (AC/SK/MG and 32 hex digits); the secrets are dist
 a secret never leaks can search for them.
 """
 
+from pydantic import SecretStr
+
+from smsdispatch.schemas import EncryptedConfig, TenantConfig, TenantRecord
+from smsdispatch.streams.tenants import ReadyTenant
+
 ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
 AUTH_TOKEN = "tok-5e3c2f1a9b8d7e6f"
 API_KEY_SID = "SK" + "fedcba9876543210" * 2
@@ -11,3 +16,31 @@ API_KEY_SECRET = "keysecret-0b1c2d3e4f"
 SERVICE_SID = "MG" + "00112233445566778899aabbccddeeff"
 FROM_NUMBER = "+15005550006"
 TO = "+14155552671"
+WEBHOOK_SECRET = "whsec_" + "c2VjcmV0LWtleS1ieXRlcy1mb3ItdGVzdHM="  # base64 of b"secret-key-bytes-for-tests"
+
+
+def ready_tenant(
+    tenant_id: str = "acme",
+    *,
+    test_credentials: bool = False,
+    webhook_url: str | None = None,
+    webhook_secret: str | None = WEBHOOK_SECRET,
+    mps: int | None = None,
+) -> ReadyTenant:
+    """A verified tenant as the tenant directory hands it out: its record (the config sealed as a placeholder)
+    and its decrypted config on this account."""
+    record = TenantRecord(
+        tenant_id=tenant_id,
+        config=EncryptedConfig(kid="k1", ciphertext="sealed"),
+        verified=True,
+        test_credentials=test_credentials,
+        webhook_url=webhook_url,
+        mps=mps,
+    )
+    config = TenantConfig(
+        account_sid=ACCOUNT_SID,
+        auth_token=SecretStr(AUTH_TOKEN),
+        from_number=FROM_NUMBER,
+        webhook_secret=SecretStr(webhook_secret) if webhook_secret else None,
+    )
+    return ReadyTenant(record=record, config=config)

@@ -63,6 +63,18 @@ class DispatchMetrics:
             ["tenant", "source", "change"],
             registry=self.registry,
         )
+        self.polls = Counter(
+            "smsdispatch_status_polls",
+            "Pending status polls examined, by tenant and result (final, pending, error, gave_up, dropped)",
+            ["tenant", "result"],
+            registry=self.registry,
+        )
+        self.webhooks = Counter(
+            "smsdispatch_webhook_deliveries",
+            "Webhook delivery attempts, by tenant and result (delivered, retry, gave_up, dropped)",
+            ["tenant", "result"],
+            registry=self.registry,
+        )
         self.sink_retries = Counter(
             "smsdispatch_sink_retries",
             "Dispatch-log writes that failed and are being retried (the database is unavailable)",
@@ -71,6 +83,12 @@ class DispatchMetrics:
         self.sink_rows = Counter(
             "smsdispatch_sink_outcomes", "Outcomes written to the dispatch log", registry=self.registry
         )
+
+    def count_poll(self, tenant_id: str, result: str) -> None:
+        self.polls.labels(tenant_id, result).inc()
+
+    def count_webhook(self, tenant_id: str, result: str) -> None:
+        self.webhooks.labels(tenant_id, result).inc()
 
     def count(self, outcome: Outcome) -> None:
         # Tenants are few (each brings its own Twilio account), so a tenant label stays a small set of series.

@@ -37,6 +37,7 @@ def add_pages(
     metrics: DispatchMetrics,
     every_tenant: TenantView,
     opt_out_changed: Callable[[OptOutChange], Awaitable[None]],
+    pending: Callable[[], dict[str, int]] = dict,
 ) -> None:
     """Register every page on the app (they serve once the app's web server runs)."""
     app = streams.app
@@ -49,10 +50,10 @@ def add_pages(
     @app.page("/health")
     async def health(web: Any, request: Any) -> Any:
         """Always 200 while the process serves (a restart would not bring Kafka back); ``status`` is
-        ``degraded`` while Kafka is unreachable."""
+        ``degraded`` while Kafka is unreachable. ``pending``: status polls and webhook deliveries held."""
         status = "ok" if broker.reachable else "degraded"
         body = {"status": status, "kafka": broker.report(), "tenants": len(streams.tenants_table.data)}
-        return web.json({**body, "ledger": len(ledger)})
+        return web.json({**body, "ledger": len(ledger), "pending": pending()})
 
     @app.page("/ready")
     async def ready(web: Any, request: Any) -> Any:

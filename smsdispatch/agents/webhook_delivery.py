@@ -50,6 +50,13 @@ DeliveryOutcome = Literal["delivered", "retry", "gave_up", "dropped"]
 
 #: Waits after the 1st, 2nd, ... failed attempt, in seconds; the last one repeats.
 DEFAULT_SCHEDULE = (5.0, 30.0, 120.0, 300.0, 1800.0, 3600.0)
+
+
+def schedule_from(first_wait: float) -> tuple[float, ...]:
+    """The default schedule's shape starting at ``first_wait`` seconds (the default's is 5), capped at an hour."""
+    return tuple(min(3600.0, first_wait * step / DEFAULT_SCHEDULE[0]) for step in DEFAULT_SCHEDULE)
+
+
 _USER_AGENT = "smsdispatch-webhooks/0.1"
 _MAX_ERROR_CHARS = 300
 

@@ -11,10 +11,12 @@ rebalance and at shutdown (:class:`~smsdispatch.streams.app.DrainingApp`), and c
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
+import httpx
 from aiokafka.partitioner import murmur2
 from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
 
@@ -26,14 +28,24 @@ from smsdispatch.agents.metrics import DispatchMetrics
 from smsdispatch.agents.optouts import SuppressionList
 from smsdispatch.agents.pages import add_pages
 from smsdispatch.agents.pipeline import Pipeline, Work
+from smsdispatch.agents.polling import PollOptions, StatusPoller
 from smsdispatch.agents.rates import SendingRates
 from smsdispatch.agents.senders import SenderPool
+from smsdispatch.agents.tracking import Tracker
+from smsdispatch.agents.webhook_delivery import (
+    DeliveryOptions,
+    DeliveryResult,
+    WebhookDeliverer,
+    new_webhook_client,
+    schedule_from,
+)
 from smsdispatch.crypto import Keyring
-from smsdispatch.providers import RetryPolicy, TwilioHttp
+from smsdispatch.providers import RetryPolicy, TwilioHttp, TwilioProvider
 from smsdispatch.settings import Settings
 from smsdispatch.streams import topics
-from smsdispatch.streams.app import StreamsApp, create_app, ledger_store
+from smsdispatch.streams.app import StreamsApp, create_app, ledger_store, table_store
 from smsdispatch.streams.broker_health import BrokerHealth
+from smsdispatch.streams.durable_map import DurableMap
 from smsdispatch.streams.ledger import Ledger
 from smsdispatch.streams.range_reader import RangeReader
 from smsdispatch.streams.suppressions import SuppressionFollower
@@ -90,12 +102,26 @@ def build_worker(
     )
     dispatcher_slot: list[Dispatcher] = []
     http_slot: list[TwilioHttp] = []
+    tracker_slot: list[Tracker] = []
+    webhook_clients: list[httpx.AsyncClient] = []
+
+    def twilio_http() -> TwilioHttp:
+        # Built on first use, inside the running loop: the HTTP client's connector binds to it.
+        if not http_slot:
+            http_slot.append(
+                TwilioHttp(settings.twilio_base_url, max_connections=max(settings.tenant_concurrency, 100) * 4)
+            )
+        return http_slot[0]
+
+    def tracker() -> Tracker:
+        if not tracker_slot:
+            webhook_clients.append(new_webhook_client())
+            tracker_slot.append(_tracker(streams, settings, tenants, twilio_http(), webhook_clients[0], metrics))
+        return tracker_slot[0]
 
     def dispatcher() -> Dispatcher:
-        # Built on first use, inside the running loop: the HTTP client's connector binds to it.
         if not dispatcher_slot:
-            http = TwilioHttp(settings.twilio_base_url, max_connections=max(settings.tenant_concurrency, 100) * 4)
-            http_slot.append(http)
+            http = twilio_http()
             dispatcher_slot.append(
                 Dispatcher(
                     tenants=tenants,
@@ -144,6 +170,9 @@ def build_worker(
     batcher = Batcher(sink.write, settings.batch_size, settings.batch_within_seconds)
 
     async def drain() -> None:
+        # Deliveries of partitions about to move are cut short: their entries stay pending for the next owner.
+        for running in tracker_slot:
+            await running.stop_deliveries()
         for name, pipeline in (("dispatcher", dispatching), ("logsink", logging_outcomes)):
             acked, released = await pipeline.drain(settings.drain_seconds)
             metrics.drained.labels(name, "acked").inc(acked)
@@ -162,6 +191,8 @@ def build_worker(
         try:
             await streams.commits.flush()
             ledger.checkpoint()
+            for running in tracker_slot:
+                running.checkpoint()
         except Exception:
             log.exception("committing offsets failed; the next pass retries")
 
@@ -186,7 +217,7 @@ def build_worker(
     @app.agent(streams.outcomes, name="smsdispatch.logsink")
     async def record_outcomes(stream: Any) -> None:
         async def submit(record: Any) -> None:
-            handler = partial(_log_one, batcher, parse_outcome(record.topic, record.value))
+            handler = partial(_log_one, batcher, tracker(), parse_outcome(record.topic, record.value))
             # The sink reads three topics: each topic-partition has its own ack order.
             await logging_outcomes.submit((record.topic, record.partition), record.offset, record, handler)
 
@@ -202,11 +233,33 @@ def build_worker(
 
     @app.timer(interval=60.0)
     async def expire_ledger() -> None:
-        owned = {tp.partition for tp in app.consumer.assignment() if tp.topic == topics.REQUESTED}
         try:
-            await dispatcher().expire(owned.__contains__)
+            await dispatcher().expire(owned_partitions().__contains__)
         except Exception:
             log.exception("a ledger expiry pass failed; the next one retries")
+
+    def owned_partitions() -> set[int]:
+        return {tp.partition for tp in app.consumer.assignment() if tp.topic == topics.REQUESTED}
+
+    def settled() -> bool:
+        """No rebalance or table recovery under way: the pending-work tables hold what this worker owns."""
+        return not app.rebalancing and app.tables.recovery.completed.is_set() and not app.in_recovery
+
+    @app.timer(interval=1.0)
+    async def poll_statuses() -> None:
+        if settled():
+            try:
+                await tracker().poll_due(owned_partitions().__contains__)
+            except Exception:
+                log.exception("a status-polling pass failed; the next one retries")
+
+    @app.timer(interval=1.0)
+    async def deliver_webhooks() -> None:
+        if settled():
+            try:
+                tracker().deliver_due(owned_partitions().__contains__)
+            except Exception:
+                log.exception("a webhook pass failed; the next one retries")
 
     @app.timer(interval=5.0)
     async def probe_broker() -> None:
@@ -220,6 +273,7 @@ def build_worker(
         metrics=metrics,
         every_tenant=every_tenant,
         opt_out_changed=opt_outs.inbound,
+        pending=lambda: dict(zip(("polls", "webhooks"), tracker().pending(), strict=True)),
     )
 
     @app.on_before_shutdown.connect
@@ -229,11 +283,16 @@ def build_worker(
         await progress.close()
         await holes.close()
         ledger.checkpoint()
+        for running in tracker_slot:
+            await running.stop_deliveries()
         for http in http_slot:
             await http.aclose()
+        for client in webhook_clients:
+            await client.aclose()
 
     # Registered on the app by their decorators; named here so that nothing reads as unused.
     _ = (keep_tenants, dispatch, record_outcomes, commit_offsets, expire_ledger, probe_broker, _close)
+    _ = (poll_statuses, deliver_webhooks)
     return streams
 
 
@@ -254,6 +313,48 @@ def _pipeline(streams: StreamsApp, metrics: DispatchMetrics, name: str, max_pend
     return pipeline
 
 
-async def _log_one(batcher: Batcher, outcome: Loggable | None, work: Work[Any]) -> None:
+async def _log_one(batcher: Batcher, tracker: Tracker, outcome: Loggable | None, work: Work[Any]) -> None:
     if outcome is not None:
         await batcher.add(outcome)
+        await tracker.observe(outcome)
+
+
+def _tracker(
+    streams: StreamsApp,
+    settings: Settings,
+    tenants: TenantDirectory,
+    http: TwilioHttp,
+    webhook_client: httpx.AsyncClient,
+    metrics: DispatchMetrics,
+) -> Tracker:
+    """Status polling and webhooks over the worker's two pending-work tables."""
+    poller = StatusPoller(
+        tenants=tenants.lookup,
+        providers=lambda tenant: TwilioProvider(tenant.config, http, RetryPolicy(max_elapsed=10.0)),
+        options=PollOptions(poll_seconds=settings.status_poll_seconds),
+        on_result=metrics.count_poll,
+    )
+    options = DeliveryOptions(
+        retry_hours=settings.webhook_retry_hours, schedule=schedule_from(settings.webhook_retry_base_seconds)
+    )
+
+    def deliverer(on_result: Callable[[DeliveryResult], Awaitable[None]]) -> WebhookDeliverer:
+        return WebhookDeliverer(
+            client=webhook_client,
+            tenants=tenants.lookup,
+            options=options,
+            on_result=on_result,
+            count=metrics.count_webhook,
+        )
+
+    return Tracker(
+        polls=DurableMap(table_store(streams.polls_table), streams.changelog_writer(streams.polls_table)),
+        webhooks=DurableMap(table_store(streams.webhooks_table), streams.changelog_writer(streams.webhooks_table)),
+        tenants=tenants.lookup,
+        poller=poller,
+        deliverer=deliverer,
+        publish=streams.publish,
+        partition_for=lambda tenant_id: home_partition(tenant_id, settings.partitions),
+        poll_seconds=settings.status_poll_seconds,
+        metrics=metrics,
+    )

@@ -36,6 +36,7 @@ from faust.types import TP
 from smsdispatch.settings import Settings
 from smsdispatch.streams import topics
 from smsdispatch.streams.commits import OffsetCommitter
+from smsdispatch.streams.ledger import ChangelogWriter
 from smsdispatch.streams.ledger_store import LedgerStore, RocksStore
 
 log = logging.getLogger(__name__)
@@ -137,6 +138,9 @@ class StreamsApp:
     tenants_table: Any
     ledger_table: Any
     commits: OffsetCommitter
+    #: Pending work, partitioned like everything else by tenant: status polls and webhook deliveries.
+    polls_table: Any
+    webhooks_table: Any
 
     async def publish(self, topic: str, key: bytes, value: bytes | None, partition: int | None = None) -> Any:
         """Send one record now (not attached to the current event) and wait until Kafka has it."""
@@ -145,6 +149,15 @@ class StreamsApp:
 
     async def write_ledger(self, key: bytes, value: bytes | None, partition: int) -> Any:
         return await self.publish(self.ledger_table.changelog_topic.get_topic_name(), key, value, partition)
+
+    def changelog_writer(self, table: Any) -> ChangelogWriter:
+        """Writes to ``table``'s changelog, each returning once Kafka has it."""
+        topic = table.changelog_topic.get_topic_name()
+
+        async def write(key: bytes, value: bytes | None, partition: int) -> Any:
+            return await self.publish(topic, key, value, partition)
+
+        return write
 
 
 def default_data_dir() -> Path:
@@ -199,7 +212,14 @@ def create_app(settings: Settings) -> StreamsApp:
         },
     )
     commits = OffsetCommitter(lambda: app.consumer)
-    return StreamsApp(app, requested, tenants_source, outcomes, tenants_table, ledger_table, commits)
+    # Entries leave these tables by our own tombstones (done, given up), never by age: compaction only.
+    polls_table, webhooks_table = (
+        app.Table(name, partitions=settings.partitions, key_type=bytes, value_type=bytes, **_ledger_store(settings))
+        for name in ("polls", "webhooks")
+    )
+    return StreamsApp(
+        app, requested, tenants_source, outcomes, tenants_table, ledger_table, commits, polls_table, webhooks_table
+    )
 
 
 def _ledger_store(settings: Settings) -> dict[str, Any]:
@@ -221,10 +241,16 @@ def _ledger_store(settings: Settings) -> dict[str, Any]:
 
 def ledger_store(streams: StreamsApp) -> LedgerStore | Any:
     """What the ledger reads and writes: the RocksDB files by partition, or the in-memory table store."""
-    data = streams.ledger_table.data
+    return table_store(streams.ledger_table)
+
+
+def table_store(table: Any) -> LedgerStore | Any:
+    """What a table written through its changelog by us reads and writes: RocksDB files by partition, or the
+    in-memory table store."""
+    data = table.data
     if isinstance(data, MutableMapping) and not hasattr(data, "_db_for_partition"):
         return data
-    return RocksStore.over(data, streams.ledger_table.changelog_topic.get_topic_name())
+    return RocksStore.over(data, table.changelog_topic.get_topic_name())
 
 
 def _raw_topic(app: Any, *names: str, partitions: int | None = None) -> Any:
