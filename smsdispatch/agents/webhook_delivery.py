@@ -58,6 +58,7 @@ def schedule_from(first_wait: float) -> tuple[float, ...]:
 
 
 _USER_AGENT = "smsdispatch-webhooks/0.1"
+_BACKLOG_PER_TENANT = 1000
 _MAX_ERROR_CHARS = 300
 
 TenantLookup = Callable[[str], ReadyTenant | ErrorInfo]
@@ -117,6 +118,10 @@ class WebhookDeliverer:
         self._clock = clock
         self._jitter = jitter
         self._in_flight: dict[str, dict[bytes, asyncio.Task[DeliveryResult]]] = {}
+        # Due deliveries that found their tenant's slots full, in arrival order, per tenant (bounded: the
+        # timer's next pass finds any that did not fit).
+        self._backlog: dict[str, dict[bytes, tuple[bytes, PendingDelivery | None]]] = {}
+        self._stopping = False
 
     def in_flight(self, tenant_id: str | None = None) -> int:
         """Deliveries running now, of one tenant or of all."""
@@ -145,11 +150,33 @@ class WebhookDeliverer:
             if not owned(tenant_id) or key in running or (pending is not None and pending.next_at > now):
                 continue
             if len(running) >= self._options.tenant_concurrency:
+                # Started as soon as one of the tenant's slots frees, not at the next pass of the timer.
+                waiting = self._backlog.setdefault(tenant_id, {})
+                if len(waiting) < _BACKLOG_PER_TENANT:
+                    waiting[key] = (raw, pending)
                 continue
-            task = asyncio.create_task(self._run(key, raw, tenant_id, pending))
-            self._in_flight.setdefault(tenant_id, {})[key] = task
-            started.append(task)
+            started.append(self._start(key, raw, tenant_id, pending))
         return started
+
+    def _start(
+        self, key: bytes, raw: bytes, tenant_id: str, pending: PendingDelivery | None
+    ) -> asyncio.Task[DeliveryResult]:
+        task = asyncio.create_task(self._run(key, raw, tenant_id, pending))
+        self._in_flight.setdefault(tenant_id, {})[key] = task
+        return task
+
+    def _start_next(self, tenant_id: str) -> None:
+        """A slot of the tenant freed: start its next delivery that was due and found the slots full."""
+        waiting = self._backlog.get(tenant_id)
+        running = self._in_flight.get(tenant_id, {})
+        while waiting and len(running) < self._options.tenant_concurrency:
+            key, (raw, pending) = next(iter(waiting.items()))
+            del waiting[key]
+            if key not in running:
+                self._start(key, raw, tenant_id, pending)
+                running = self._in_flight.get(tenant_id, {})
+        if not waiting:
+            self._backlog.pop(tenant_id, None)
 
     async def deliver_due(
         self,
@@ -163,11 +190,16 @@ class WebhookDeliverer:
 
     async def stop(self) -> None:
         """Cancel every running delivery (a rebalance or shutdown); their entries stay pending, unchanged."""
-        tasks = [task for running in self._in_flight.values() for task in running.values()]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        self._in_flight.clear()
+        self._stopping = True
+        self._backlog.clear()
+        try:
+            tasks = [task for running in self._in_flight.values() for task in running.values()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            self._in_flight.clear()
+        finally:
+            self._stopping = False
 
     async def _run(self, key: bytes, raw: bytes, tenant_id: str, pending: PendingDelivery | None) -> DeliveryResult:
         try:
@@ -190,6 +222,8 @@ class WebhookDeliverer:
                 running.pop(key, None)
                 if not running:
                     del self._in_flight[tenant_id]
+            if not self._stopping:
+                self._start_next(tenant_id)
 
     async def _attempt(self, key: bytes, raw: bytes, pending: PendingDelivery) -> DeliveryResult:
         tenant = self._tenants(pending.tenant_id)

@@ -1,4 +1,5 @@
-"""The worker: the Faust app with its agents (tenants, dispatcher, log sink) and web pages.
+"""The worker: the Faust app with its agents (tenants, dispatcher, log sink), its timers (commits, ledger expiry,
+status polling, webhook delivery) and web pages (:mod:`smsdispatch.agents.pages`).
 
 Each agent catches every error inside its loop: an exception escaping an agent restarts it past the record.
 Faust's own acking is off for every topic the worker reads (:mod:`smsdispatch.streams.commits` says why): the
@@ -6,6 +7,8 @@ dispatcher and the log sink hand each record to a :class:`~smsdispatch.agents.pi
 it done once handled, in offset order per partition, to the worker's
 :class:`~smsdispatch.streams.commits.OffsetCommitter`. The app drains the pipelines and commits on every
 rebalance and at shutdown (:class:`~smsdispatch.streams.app.DrainingApp`), and commits every second between.
+Every outcome also passes the :class:`~smsdispatch.agents.tracking.Tracker` before it is acked: the status polls
+and webhook deliveries it asks for are durable first.
 """
 
 from __future__ import annotations

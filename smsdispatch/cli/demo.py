@@ -29,7 +29,7 @@ from pydantic import SecretStr
 
 from smsdispatch.cli._common import CliError, load_keyring, load_settings
 from smsdispatch.cli.tenants import verified_record
-from smsdispatch.client import SmsClient, publish_tenant
+from smsdispatch.client import SmsClient, publish_suppression, publish_tenant
 from smsdispatch.crypto import Keyring, generate_key
 from smsdispatch.demo import (
     DemoAccounts,
@@ -44,12 +44,15 @@ from smsdispatch.demo import (
     sms_at_simulator,
     wait_for_log,
 )
+from smsdispatch.demo.traffic import OPTED_OUT
+from smsdispatch.demo.webhooks import WebhookInbox, check_webhooks
 from smsdispatch.settings import Settings
 from smsdispatch.storage import DispatchLog, StorageError
 from smsdispatch.streams.topics import ensure_topics
 
 OUTCOMES_TIMEOUT = 60.0
 LOG_TIMEOUT = 20.0
+WEBHOOK_TIMEOUT = 10.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -97,7 +100,8 @@ def _run(stack: DemoStack, settings: Settings, keyring: Keyring, broker: str | N
     _check_broker(broker, settings.partitions)
     stack.start_simulator(accounts.simulator_args())
     settings = settings.model_copy(update={"broker": broker, "twilio_base_url": stack.simulator_url})
-    asyncio.run(_register(accounts, settings, keyring))
+    inbox = WebhookInbox()  # a daemon thread: it goes with the process whatever happens
+    asyncio.run(_register(accounts, settings, keyring, inbox.url))
     _say("starting the worker (a few seconds)...")
     stack.start_worker(_worker_env(settings))
     pids = stack.pids()
@@ -108,6 +112,8 @@ def _run(stack: DemoStack, settings: Settings, keyring: Keyring, broker: str | N
         print(f"  tenant         {tenant.tenant_id:<16} {tenant.role}")
     try:
         problems = asyncio.run(_exercise(stack, settings, accounts))
+        problems += _webhooks(inbox, accounts)
+        inbox.close()
         if external:
             asyncio.run(_unregister(accounts, settings))
     except OSError as exc:
@@ -169,17 +175,34 @@ async def _exercise(stack: DemoStack, settings: Settings, accounts: DemoAccounts
     return find_problems(collected, logged, duplicate_sms, waited=LOG_TIMEOUT)
 
 
-async def _register(accounts: DemoAccounts, settings: Settings, keyring: Keyring) -> None:
-    """Register every tenant through the code path of `smsdispatch tenants set`: verify, seal, publish."""
-    for tenant in accounts.tenants().values():
+async def _register(accounts: DemoAccounts, settings: Settings, keyring: Keyring, webhook_url: str) -> None:
+    """Register every tenant through the code path of `smsdispatch tenants set`: verify, seal, publish. The live
+    tenant gets the demo's webhook endpoint."""
+    for name, tenant in accounts.tenants().items():
         record = await verified_record(tenant.tenant_id, tenant.config, keyring, settings, verify=tenant.verify)
+        if name == "live":
+            record = record.model_copy(update={"webhook_url": webhook_url})
+            # A recipient who replied STOP earlier: in the list before the worker starts, so it loads it.
+            await publish_suppression(settings.broker, tenant.tenant_id, OPTED_OUT, opted_out=True)
         await publish_tenant(settings.broker, tenant.tenant_id, record)
+
+
+def _webhooks(inbox: WebhookInbox, accounts: DemoAccounts) -> list[str]:
+    """Wait (briefly) for the live tenant's webhooks, print what arrived and whether it verified."""
+    tenant_id = accounts.tenants()["live"].tenant_id
+    lines, problems = check_webhooks(
+        inbox.wait(count=1, timeout=WEBHOOK_TIMEOUT), accounts.webhook_secret.get_secret_value(), tenant_id
+    )
+    for line in lines:
+        print(line)
+    return problems
 
 
 async def _unregister(accounts: DemoAccounts, settings: Settings) -> None:
     """On a broker that outlives the run, remove the run's tenants: their simulator is gone."""
     for tenant in accounts.tenants().values():
         await publish_tenant(settings.broker, tenant.tenant_id, None)
+    await publish_suppression(settings.broker, accounts.tenants()["live"].tenant_id, OPTED_OUT, opted_out=False)
 
 
 def _check_broker(broker: str, partitions: int) -> None:

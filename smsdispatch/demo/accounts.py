@@ -6,6 +6,8 @@ each other's tenants or requests. The credentials are throw-away values for the 
 
 from __future__ import annotations
 
+import base64
+import secrets
 import uuid
 from dataclasses import dataclass
 
@@ -43,6 +45,8 @@ class DemoAccounts:
     api_key_secret: SecretStr
     test_sid: str
     test_token: SecretStr
+    #: Signs the webhooks of the ``live`` tenant (Standard Webhooks: whsec_ and base64 of 24 random bytes).
+    webhook_secret: SecretStr
 
     @classmethod
     def fresh(cls) -> DemoAccounts:
@@ -55,6 +59,7 @@ class DemoAccounts:
             api_key_secret=SecretStr(random_token()),
             test_sid=random_account_sid(),
             test_token=SecretStr(random_token()),
+            webhook_secret=SecretStr("whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()),
         )
 
     def simulator_args(self) -> list[str]:
@@ -78,9 +83,9 @@ class DemoAccounts:
         return {
             "live": DemoTenant(
                 self.tenant_id("acme"),
-                TenantConfig(**live, from_number=LIVE_NUMBER),
+                TenantConfig(**live, from_number=LIVE_NUMBER, webhook_secret=self.webhook_secret),
                 verify=True,
-                role=f"live account, sends from {LIVE_NUMBER}",
+                role=f"live account, sends from {LIVE_NUMBER}, with a webhook",
                 gets_receipts=True,
             ),
             "service": DemoTenant(
@@ -120,4 +125,5 @@ class DemoAccounts:
 
     def secrets(self) -> list[str]:
         """Every secret of the run, for checks that none of them was printed."""
-        return [s.get_secret_value() for s in (self.live_token, self.api_key_secret, self.test_token)]
+        secrets = (self.live_token, self.api_key_secret, self.test_token, self.webhook_secret)
+        return [secret.get_secret_value() for secret in secrets]

@@ -3,7 +3,8 @@
 The batch covers every path a request can take: sent (GSM-7, UCS-2, several segments, a Messaging Service,
 an API key, test credentials), refused by Twilio (each magic "To" number of the test credentials), refused by
 the worker (unknown and unverified tenants, a record that is not JSON) and the same request_id published twice,
-which must give one SMS and the same outcome twice.
+which must give one SMS and the same outcome twice; a request past its ``expires_at`` and one to a recipient on
+the tenant's suppression list are answered without a send.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import asyncio
 from collections.abc import Callable
 from contextlib import aclosing
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 import httpx
 
@@ -20,6 +22,8 @@ from smsdispatch.demo.accounts import DemoAccounts
 from smsdispatch.schemas import ErrorCode, Outcome, SmsDispatched, SmsFailed, SmsRequested
 
 RECIPIENT = "+14155552671"
+#: A recipient of the live tenant who replied STOP: the demo puts them on the tenant's suppression list first.
+OPTED_OUT = "+14155550199"
 LONG_BODY = (
     "Your parcel 7731 is out for delivery today between 10:00 and 14:00. The driver will call when nearby. "
     "If nobody is home it goes to the pick-up point at 12 Market Street, open 8:00-20:00 on weekdays and "
@@ -134,9 +138,17 @@ def build_batch(accounts: DemoAccounts) -> list[Planned]:
         to: str = RECIPIENT,
         expected: Expected | None = None,
         times: int = 1,
+        expires_at: datetime | None = None,
     ) -> Planned:
         tenant = tenants[name].tenant_id if name in tenants else accounts.tenant_id(name)
-        request = SmsRequested(request_id=f"{run}-{slug}", tenant_id=tenant, to=to, body=body, metadata={"demo": run})
+        request = SmsRequested(
+            request_id=f"{run}-{slug}",
+            tenant_id=tenant,
+            to=to,
+            body=body,
+            metadata={"demo": run},
+            expires_at=expires_at,
+        )
         receipts = name in tenants and tenants[name].gets_receipts
         return Planned(
             label, expected or Expected(), request=request, key=tenant.encode(), times=times, receipts=receipts
@@ -162,6 +174,22 @@ def build_batch(accounts: DemoAccounts) -> list[Planned]:
         send("apikey", "apikey", "REST auth with an API key", "Initech: your report is ready."),
         send("test", "test-ok", "test credentials, accepted", "Test message: accepted, never delivered."),
         send("live", "twice", "same request_id twice: one SMS", "Sent once even when published twice.", times=2),
+        send(
+            "live",
+            "expired",
+            "expires_at passed: not sent",
+            "Your code is 271828; it expired a minute ago.",
+            expires_at=datetime.now(UTC) - timedelta(minutes=1),
+            expected=Expected(ErrorCode.EXPIRED),
+        ),
+        send(
+            "live",
+            "opted-out",
+            f"{OPTED_OUT} replied STOP: not sent",
+            "Nobody should get this.",
+            to=OPTED_OUT,
+            expected=Expected(ErrorCode.RECIPIENT_OPTED_OUT, 21610),
+        ),
     ]
     for to, (code, what) in MAGIC_TO.items():
         batch.append(

@@ -105,9 +105,11 @@ def running_stack(
     database_url: str | None = None,
     env: dict[str, str] | None = None,
     accounts: Sequence[tuple[str, str]] = (),
+    callbacks: bool = True,
 ) -> Iterator[Stack]:
     """A simulator, the standard tenants and one worker. ``accounts`` are extra live accounts (SID, token) the
-    simulator knows, with the live number; ``env`` adds worker settings."""
+    simulator knows, with the live number; ``env`` adds worker settings; without ``callbacks`` the worker has
+    no SMSDISPATCH_PUBLIC_URL, so Twilio is asked for no status callbacks."""
     suffix = uuid.uuid4().hex[:8]
     live_sid, test_sid = random_account_sid(), random_account_sid()
     live_token, test_token = f"livetoken{uuid.uuid4().hex}", f"testtoken{uuid.uuid4().hex}"
@@ -131,7 +133,7 @@ def running_stack(
         "SMSDISPATCH_ENCRYPTION_KEYS": generate_key(),
         "SMSDISPATCH_TWILIO_BASE_URL": f"http://127.0.0.1:{sim_port}",
         "SMSDISPATCH_DATABASE_URL": database_url,
-        "SMSDISPATCH_PUBLIC_URL": f"http://127.0.0.1:{web_port}",
+        **({"SMSDISPATCH_PUBLIC_URL": f"http://127.0.0.1:{web_port}"} if callbacks else {}),
         **(env or {}),
     }
     worker = worker_process(env=env, web_port=web_port, data_dir=base / "worker", log_path=base / "worker.log")
