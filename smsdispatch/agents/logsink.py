@@ -11,11 +11,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from functools import partial
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
 from smsdispatch.agents.metrics import DispatchMetrics
+from smsdispatch.agents.persist import ThrottledWarning, until_taken
 from smsdispatch.schemas import SmsDispatched, SmsFailed, SmsStatus
 from smsdispatch.storage import DispatchLog, StorageError
 from smsdispatch.streams import topics
@@ -58,6 +60,7 @@ class LogSink:
         self._max_delay = max_delay
         self._sleep = sleep  # injectable so tests ride out an outage without waiting for it
         self._log: DispatchLog | None = None
+        self._trouble = ThrottledWarning(log)
 
     async def write(self, outcomes: Sequence[Loggable]) -> None:
         """Write the batch in one transaction; wait and retry while the database is unavailable.
@@ -66,32 +69,26 @@ class LogSink:
         is written one outcome at a time, and an outcome refused on its own is logged and skipped, so one bad
         row cannot stall the log for everyone. It stays on its Kafka topic either way.
         """
-        delay = 0.5
-        refusals = 0
-        while True:
-            try:
-                if self._log is None:
-                    self._log = await DispatchLog.open(self._url)
-                await self._log.record(outcomes)
-            except StorageError as exc:
-                self._metrics.sink_retries.inc()
-                refusals += 0 if exc.retryable else 1
-                if refusals >= _REFUSALS_BEFORE_NARROWING and self._log is not None:
-                    await self._narrow_down(outcomes, exc)
-                    return
-                level = logging.WARNING if exc.retryable else logging.ERROR
-                log.log(
-                    level,
-                    "dispatch log write failed (%s); retrying %d outcomes in %.1fs",
-                    exc,
-                    len(outcomes),
-                    delay,
-                )
-                await self._sleep(delay)
-                delay = min(delay * 2, self._max_delay)
-                continue
-            self._metrics.sink_rows.inc(len(outcomes))
+        try:
+            await until_taken(
+                partial(self._record, outcomes),
+                self._trouble,
+                f"writing {len(outcomes)} outcomes to the dispatch log",
+                first_delay=0.5,
+                max_delay=self._max_delay,
+                sleep=self._sleep,
+                refusals=_REFUSALS_BEFORE_NARROWING,
+                on_failure=lambda _exc: self._metrics.sink_retries.inc(),
+            )
+        except StorageError as refused:
+            await self._narrow_down(outcomes, refused)
             return
+        self._metrics.sink_rows.inc(len(outcomes))
+
+    async def _record(self, outcomes: Sequence[Loggable]) -> None:
+        if self._log is None:
+            self._log = await DispatchLog.open(self._url)
+        await self._log.record(outcomes)
 
     async def _narrow_down(self, outcomes: Sequence[Loggable], error: StorageError) -> None:
         if len(outcomes) > 1:

@@ -28,13 +28,13 @@ class ThrottledWarning:
         self._last = -float("inf")
         self._suppressed = 0
 
-    def warn(self, message: str, *args: Any) -> None:
+    def warn(self, message: str, *args: Any, level: int = logging.WARNING) -> None:
         now = time.monotonic()
         if now - self._last < self._interval:
             self._suppressed += 1
             return
         extra = f" ({self._suppressed} more like it in the last {self._interval:g}s)" if self._suppressed else ""
-        self._logger.warning(message + extra, *args)
+        self._logger.log(level, message + extra, *args)
         self._last, self._suppressed = now, 0
 
 
@@ -46,19 +46,28 @@ async def until_taken(
     first_delay: float = 0.1,
     max_delay: float = 5.0,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    refusals: int = 1,
+    on_failure: Callable[[BaseException], None] | None = None,
 ) -> T:
-    """Call ``write`` until it succeeds (backing off up to ``max_delay``); cancellation ends it, and an error that
-    retrying cannot cure (:func:`worth_retrying`) is raised at once, for the caller to turn into an outcome."""
+    """Call ``write`` until it succeeds (backing off up to ``max_delay``); cancellation ends it. An error that
+    retrying cannot cure (:func:`worth_retrying`) is raised once it happened ``refusals`` times (1: at once), for
+    the caller to turn into an outcome or to narrow the write down. ``on_failure`` sees every failure (metrics)."""
     delay = first_delay
+    refused = 0
     while True:
         try:
             return await write()
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            if not worth_retrying(exc):
+            if on_failure is not None:
+                on_failure(exc)
+            curable = worth_retrying(exc)
+            refused += 0 if curable else 1
+            if refused >= refusals:
                 raise
-            warning.warn("%s failed (%s); retrying until it succeeds", what, type(exc).__name__)
+            level = logging.WARNING if curable else logging.ERROR
+            warning.warn("%s failed (%s); retrying in %.1fs", what, exc, delay, level=level)
             await sleep(delay)
             delay = min(delay * 2, max_delay)
 
@@ -74,7 +83,8 @@ def worth_retrying(exc: BaseException) -> bool:
     """
     if isinstance(exc, KafkaTimeoutError):
         return True
-    flag = getattr(exc, "retriable", None)
+    # aiokafka says ``retriable``; the storage layer's errors (like the providers') say ``retryable``.
+    flag = getattr(exc, "retriable", getattr(exc, "retryable", None))
     if isinstance(flag, bool):
         return flag
     return not isinstance(exc, (TypeError, ValueError, AttributeError, KeyError, IndexError, AssertionError))

@@ -8,6 +8,7 @@ import pytest
 from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError, MessageSizeTooLargeError, RecordTooLargeError
 
 from smsdispatch.agents.persist import ThrottledWarning, until_taken, worth_retrying
+from smsdispatch.storage import StorageError, StorageUnavailable
 
 
 class Failing:
@@ -55,3 +56,22 @@ def test_kafkas_own_flag_decides_except_for_a_timed_out_send() -> None:
     assert worth_retrying(KafkaConnectionError()) is True
     assert worth_retrying(MessageSizeTooLargeError()) is False
     assert worth_retrying(KafkaTimeoutError()) is True, "flagged permanent by aiokafka, but it is what an outage is"
+
+
+def test_the_storage_layers_retryable_flag_decides_too() -> None:
+    assert worth_retrying(StorageUnavailable("the database is down")) is True
+    assert worth_retrying(StorageError("the database refuses this row")) is False
+
+
+@pytest.mark.asyncio
+async def test_an_incurable_error_can_be_given_more_tries_before_it_is_raised() -> None:
+    write = Failing(StorageError("refused"), times=100)
+    failures: list[BaseException] = []
+
+    with pytest.raises(StorageError):
+        await until_taken(
+            write, ThrottledWarning(logging.getLogger("t")), "a write", sleep=no_sleep, refusals=3,
+            on_failure=failures.append,
+        )  # fmt: skip
+
+    assert (write.calls, len(failures)) == (3, 3)
