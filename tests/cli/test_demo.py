@@ -71,20 +71,27 @@ def test_demo_runs_to_completion_and_summarises_every_path(kafka_broker_url: str
     assert completed.returncode == 0, f"{output}\n{completed.stderr}"
     outcomes = counts(summary_line(output, "outcomes on the topics:"))
     assert outcomes["dispatched"] == 8
-    assert outcomes["failed"] == 8
+    assert outcomes["failed"] == 10
     by_status = counts(summary_line(output, "by status:"))
     assert by_status["delivered"] == 6  # every live message, through its signed status callback
     assert by_status["queued"] == 1  # test credentials: accepted, never delivered
-    assert by_status["failed"] == 8
+    assert by_status["failed"] == 10
     assert counts(summary_line(output, "by error code:")) == {
+        "expired": 1,
         "invalid_request": 1,
         "provider_rejected": 5,
+        "recipient_opted_out": 1,
         "tenant_not_verified": 1,
         "unknown_tenant": 1,
     }
-    assert counts(summary_line(output, "by provider code:")) == dict.fromkeys(
-        ["21211", "21408", "21610", "21612", "21614"], 1
-    )
+    assert counts(summary_line(output, "by provider code:")) == {
+        **dict.fromkeys(["21211", "21408", "21612", "21614"], 1),
+        "21610": 2,  # Twilio's refusal of the magic number, and the opted-out recipient refused without a send
+    }
+    webhooks = summary_line(output, "webhooks:")
+    assert "verified with standardwebhooks" in webhooks
+    received, verified = (int(word) for word in re.findall(r"(\d+) (?:received|verified)", webhooks))
+    assert received == verified > 0
     idempotency = summary_line(output, "idempotency:")
     assert "2 outcomes, the same" in idempotency
     assert "1 SMS at the simulator" in idempotency
