@@ -1,9 +1,10 @@
 """Kafka and PostgreSQL for tests in Docker containers (testcontainers), where a Docker engine runs.
 
-Opt in with ``SMSDISPATCH_TEST_CONTAINERS=1``: the session's broker and database are then containers, started
-once and removed at the end. Without it, the local broker (Apache Kafka's jars) and the machine's own
-PostgreSQL are used, which need no Docker; that stays the default, since the machines this project is built on
-have no Docker engine. :func:`docker_unavailable` says why containers cannot run, in one sentence, for a skip.
+Where a Docker engine answers and no test broker or database is given, the session's broker and database are
+containers, started once and removed at the end. Where none answers (the machines this project is built on),
+the local broker (Apache Kafka's jars) and the machine's own PostgreSQL are used, which need no Docker.
+``SMSDISPATCH_TEST_CONTAINERS=0`` keeps the local ones even where Docker runs; ``=1`` insists on containers.
+:func:`docker_unavailable` says why containers cannot run, in one sentence, for a skip.
 """
 
 from __future__ import annotations
@@ -20,8 +21,15 @@ KAFKA_IMAGE = "confluentinc/cp-kafka:7.6.1"
 POSTGRES_IMAGE = "postgres:16-alpine"
 
 
-def containers_requested(env: Mapping[str, str] | None = None) -> bool:
-    return (os.environ if env is None else env).get(CONTAINERS_ENV, "").strip().lower() in ("1", "true", "yes")
+def use_containers(env: Mapping[str, str] | None = None) -> bool:
+    """Whether the test services run in containers: as ``SMSDISPATCH_TEST_CONTAINERS`` says (1/0), and by default
+    whenever a Docker engine answers."""
+    choice = (os.environ if env is None else env).get(CONTAINERS_ENV, "").strip().lower()
+    if choice in ("1", "true", "yes"):
+        return True
+    if choice in ("0", "false", "no"):
+        return False
+    return docker_unavailable(env) is None
 
 
 def docker_unavailable(env: Mapping[str, str] | None = None) -> str | None:

@@ -20,7 +20,7 @@ from pathlib import Path
 from smsdispatch.localkafka import LocalKafka
 from smsdispatch.localkafka._process import port_is_free
 from smsdispatch.settings import bootstrap_servers
-from smsdispatch.testing.containers import containers_requested, kafka_container
+from smsdispatch.testing.containers import kafka_container, use_containers
 
 TEST_BROKER_ENV = "SMSDISPATCH_TEST_BROKER"
 
@@ -61,7 +61,7 @@ def kafka_for_tests(env: Mapping[str, str] | None = None) -> Iterator[str]:
     if external is not None:
         yield external
         return
-    if containers_requested(env):
+    if use_containers(env):
         with kafka_container() as bootstrap:
             yield bootstrap
         return

@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import NoReturn, Protocol
 
-from smsdispatch.testing.containers import containers_requested, postgres_container
+from smsdispatch.testing.containers import postgres_container, use_containers
 from smsdispatch.testing.kafka import free_ports
 
 TEST_DATABASE_URL_ENV = "SMSDISPATCH_TEST_DATABASE_URL"
@@ -199,7 +199,7 @@ def postgres_for_tests(
     if external:
         yield ExternalPostgres(external, not_restartable)
         return
-    if containers_requested(env):
+    if use_containers(env):
         with postgres_container() as url:
             # A container's server is not ours to stop and start: outage tests skip, as with an external one.
             yield ExternalPostgres(url, not_restartable)

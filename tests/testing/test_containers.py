@@ -3,22 +3,28 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 
 import pytest
 
 from smsdispatch.testing.containers import (
-    containers_requested,
     docker_unavailable,
     kafka_container,
     postgres_container,
+    use_containers,
 )
 from smsdispatch.testing.kafka import free_ports
 
 
-def test_containers_are_used_only_when_asked_for() -> None:
-    assert containers_requested({}) is False
-    assert containers_requested({"SMSDISPATCH_TEST_CONTAINERS": "1"}) is True
-    assert containers_requested({"SMSDISPATCH_TEST_CONTAINERS": "no"}) is False
+def test_containers_are_used_where_a_docker_engine_answers_unless_turned_off() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as engine:  # anything that accepts connections, as dockerd does
+        running = {"DOCKER_HOST": f"tcp://127.0.0.1:{engine.getsockname()[1]}"}
+        assert use_containers(running) is True
+        assert use_containers({**running, "SMSDISPATCH_TEST_CONTAINERS": "0"}) is False
+    [port] = free_ports(1)
+    none = {"DOCKER_HOST": f"tcp://127.0.0.1:{port}"}
+    assert use_containers(none) is False, "no engine: the local broker and PostgreSQL"
+    assert use_containers({**none, "SMSDISPATCH_TEST_CONTAINERS": "1"}) is True, "insisted on"
 
 
 def test_kafka_and_postgres_containers_serve_a_record_and_a_query() -> None:
