@@ -1,4 +1,4 @@
-"""Runtime settings, read from the ``SMSDISPATCH_*`` environment variables of docs/CONTRACT.md.
+"""Runtime settings, read from the ``SMSDISPATCH_*`` environment variables of docs/contract.md.
 
 This module sits at the bottom of the layer stack with ``schemas``: everything may import it, it imports
 nothing of ours. Secrets (the encryption keys) are held as ``SecretStr`` so that a settings object that ends
@@ -18,7 +18,7 @@ DEFAULT_TWILIO_BASE_URL = "https://api.twilio.com"
 
 
 class Settings(BaseSettings):
-    """The docs/CONTRACT.md environment, with its defaults."""
+    """The docs/contract.md environment, with its defaults."""
 
     model_config = SettingsConfigDict(env_prefix="SMSDISPATCH_", extra="ignore")
 
@@ -38,7 +38,7 @@ class Settings(BaseSettings):
     #: The first wait before a failed webhook is retried; later waits grow from it (x6, x24, x60, ...) to an hour.
     webhook_retry_base_seconds: float = Field(default=5.0, gt=0)
 
-    # Extensions beyond docs/CONTRACT.md (all optional, with defaults a single worker needs no tuning for).
+    # Extensions beyond docs/contract.md (all optional, with defaults a single worker needs no tuning for).
     web_port: int = Field(default=6066, ge=0, le=65535)
     data_dir: str | None = None
     tenant_concurrency: int = Field(default=100, ge=1)

@@ -15,7 +15,7 @@ from smsdispatch.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "docker-compose.yml"
-# The environment table of docs/CONTRACT.md.
+# The environment table of docs/contract.md.
 CONTRACT_VARIABLES = {
     "SMSDISPATCH_BROKER",
     "SMSDISPATCH_DATABASE_URL",

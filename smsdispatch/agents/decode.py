@@ -1,7 +1,7 @@
 """Turning the bytes of an ``sms.requested`` record into a request, or into the ``invalid_request`` failure.
 
 Anything a producer can put on the topic ends here as one of the two: bytes that are not UTF-8, not JSON,
-JSON that is not an object, or an object that breaks a docs/CONTRACT.md rule. Nothing raises out of
+JSON that is not an object, or an object that breaks a docs/contract.md rule. Nothing raises out of
 :func:`decode_request`.
 """
 

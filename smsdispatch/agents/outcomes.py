@@ -42,7 +42,7 @@ def failed_outcome(request: SmsRequested, error: ErrorInfo, attempts: int, provi
 
 
 def error_info(error: ProviderError, message: str | None = None) -> ErrorInfo:
-    """The docs/CONTRACT.md error of a provider error: its code, Twilio's numeric code, whether a resend may help."""
+    """The docs/contract.md error of a provider error: its code, Twilio's numeric code, whether a resend may help."""
     return ErrorInfo(
         code=error.error_code,
         message=message or error.message,

@@ -95,7 +95,7 @@ class _WithCallback:
         self, to: str, body: str, sent_after: datetime, exclude: Collection[str] = ()
     ) -> SendResult | None:
         found = await self._provider.find_sent(to, body, sent_after, exclude=exclude)
-        # sms.dispatched carries Twilio's *initial* status (docs/CONTRACT.md); where the message got to since then
+        # sms.dispatched carries Twilio's *initial* status (docs/contract.md); where the message got to since then
         # arrives as delivery receipts on sms.status.
         return dataclasses.replace(found, status=self._initial_status) if found is not None else None
 

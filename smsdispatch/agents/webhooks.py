@@ -1,7 +1,7 @@
 """Webhooks to tenants: what is POSTed for each outcome and status record, how it is signed, and what is kept
 until it is delivered. The delivery itself is :mod:`smsdispatch.agents.webhook_delivery`.
 
-The format is docs/CONTRACT.md's (the Standard Webhooks specification): the body is
+The format is docs/contract.md's (the Standard Webhooks specification): the body is
 ``{"type": "sms.dispatched"|"sms.failed"|"sms.status", "timestamp": RFC 3339, "data": <the record>}`` and the
 headers are ``webhook-id``, ``webhook-timestamp`` (Unix seconds) and ``webhook-signature`` (``v1,<base64
 HMAC-SHA256 of "{id}.{timestamp}.{body}">``, keyed with the decoded ``whsec_`` secret), signed by the

@@ -2,7 +2,7 @@
 
 Each verb lives in its own module under ``smsdispatch.cli`` exposing ``add_arguments(parser)`` and
 ``run(args) -> int``; modules are imported only when their verb runs, so ``--help`` and small verbs stay fast.
-Exit codes (docs/CONTRACT.md): 0 success, 1 operational failure, 2 bad usage. Errors are one sentence on stderr:
+Exit codes (docs/contract.md): 0 success, 1 operational failure, 2 bad usage. Errors are one sentence on stderr:
 verbs raise :class:`CliError` and this module prints it; anything unexpected is reported the same way,
 without a traceback, and never with a secret in it.
 """
@@ -21,7 +21,7 @@ from aiokafka.errors import KafkaConnectionError
 from smsdispatch.cli._common import CliError, broker_for_messages, unreachable_kafka
 
 VERBS: dict[str, tuple[str, str]] = {
-    "worker": ("smsdispatch.cli.worker", "run the Faust worker: dispatcher, log sink, status receiver"),
+    "worker": ("smsdispatch.cli.worker", "run the Faust worker: dispatcher, log sink, status polling, webhooks"),
     "tenants": ("smsdispatch.cli.tenants", "register, verify, list and remove tenants"),
     "suppressions": ("smsdispatch.cli.suppressions", "list, add and remove opted-out numbers"),
     "keygen": ("smsdispatch.cli.keygen", "print a new encryption key"),

@@ -1,8 +1,10 @@
-"""Run the worker: the dispatcher, the log sink and the status receiver, in one Faust worker process.
+"""Run the worker: the dispatcher, the log sink, status polling, tenant webhooks and the receivers of Twilio's
+webhooks (status callbacks, inbound STOP/START), in one Faust worker process.
 
-Reads the docs/CONTRACT.md environment (SMSDISPATCH_BROKER, SMSDISPATCH_DATABASE_URL, SMSDISPATCH_ENCRYPTION_KEYS,
-SMSDISPATCH_TWILIO_BASE_URL, SMSDISPATCH_PARTITIONS, SMSDISPATCH_PUBLIC_URL) and creates missing topics before
-it starts. Stop it with SIGTERM or Ctrl-C: in-flight batches finish before offsets are committed.
+Reads the SMSDISPATCH_* environment (every variable is in docs/contract.md; the essential ones are
+SMSDISPATCH_BROKER, SMSDISPATCH_DATABASE_URL, SMSDISPATCH_ENCRYPTION_KEYS, SMSDISPATCH_PUBLIC_URL) and creates
+missing topics before it starts. Stop it with SIGTERM or Ctrl-C: in-flight work finishes (within
+SMSDISPATCH_DRAIN_SECONDS) before offsets are committed.
 """
 
 from __future__ import annotations

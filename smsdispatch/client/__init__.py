@@ -7,7 +7,7 @@ pass ``Settings().broker`` to follow SMSDISPATCH_BROKER)::
         request = await client.send("acme", "+14155552671", "Your code is 123456")   # -> SmsRequested
         await client.send("acme", "+14155552671", "Hi", request_id="order-42", metadata={"order": "42"})
 
-``send`` validates first: a request that breaks a docs/CONTRACT.md rule raises ``pydantic.ValidationError`` and
+``send`` validates first: a request that breaks a docs/contract.md rule raises ``pydantic.ValidationError`` and
 nothing is published. Publishing the same ``request_id`` twice sends one SMS (the worker is idempotent), so
 retrying a ``send`` whose outcome you did not see is safe. ``publish``/``publish_many`` take ready-made
 ``SmsRequested`` models.

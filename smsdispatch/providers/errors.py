@@ -22,7 +22,7 @@ The hierarchy (as httpx draws its own in ``_exceptions.py``)::
                                         credentials answer 403 / 20008), so an unknown outcome stays unknown
 
 Retry logic reads :attr:`ProviderError.retryable` and nothing else (never the message text), as aiokafka's
-``RetriableError`` works. :attr:`ProviderError.error_code` is the docs/CONTRACT.md ``SmsFailed.error.code``.
+``RetriableError`` works. :attr:`ProviderError.error_code` is the docs/contract.md ``SmsFailed.error.code``.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Pure data: the values of docs/CONTRACT.md as pydantic v2 models. No I/O; imports nothing else of ours."""
+"""Pure data: the values of docs/contract.md as pydantic v2 models. No I/O; imports nothing else of ours."""
 
 from smsdispatch.schemas._fields import MAX_BODY_CHARS, RAW_EXCERPT_BYTES, check_e164, check_sender
 from smsdispatch.schemas.messages import (

@@ -26,7 +26,7 @@ ID_PREFIX = "urn:smsdispatch:schema:"
 
 Direction = Literal["input", "output"]
 
-# topic -> (model, who writes it, what the topic carries). The order is docs/CONTRACT.md's.
+# topic -> (model, who writes it, what the topic carries). The order is docs/contract.md's.
 VALUES: dict[str, tuple[type[BaseModel], Direction, str]] = {
     "sms.requested": (
         SmsRequested,
@@ -65,7 +65,7 @@ VALUES: dict[str, tuple[type[BaseModel], Direction, str]] = {
     ),
 }
 
-# docs/CONTRACT.md's words for the fields producers fill in; the models carry the rules, these carry the meaning.
+# docs/contract.md's words for the fields producers fill in; the models carry the rules, these carry the meaning.
 _REQUEST_FIELD_MEANINGS = {
     "request_id": "Idempotency key, unique per tenant: the same request_id is never sent twice.",
     "tenant_id": "The tenant whose Twilio account sends the message; also the record's key.",
@@ -118,7 +118,7 @@ def build_schema(topic: str) -> dict[str, Any]:
 
 
 def json_schemas() -> dict[str, dict[str, Any]]:
-    """``{file name: schema}`` for every topic value of docs/CONTRACT.md."""
+    """``{file name: schema}`` for every topic value of docs/contract.md."""
     return {schema_file_name(topic): build_schema(topic) for topic in VALUES}
 
 

@@ -1,4 +1,4 @@
-"""The values on the ``sms.*`` topics (docs/CONTRACT.md): what producers send and the outcomes we emit.
+"""The values on the ``sms.*`` topics (docs/contract.md): what producers send and the outcomes we emit.
 
 Every model reads UTF-8 JSON strictly (no type coercion: ``"segments": "1"`` is an error) and ignores unknown
 fields, so producers can add fields without breaking us and we can add optional fields without breaking
@@ -33,7 +33,7 @@ class WireModel(BaseModel):
 
 
 class ErrorCode(StrEnum):
-    """``SmsFailed.error.code``: the reasons a request can fail, as docs/CONTRACT.md lists them."""
+    """``SmsFailed.error.code``: the reasons a request can fail, as docs/contract.md lists them."""
 
     INVALID_REQUEST = "invalid_request"
     UNKNOWN_TENANT = "unknown_tenant"

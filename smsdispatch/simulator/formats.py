@@ -94,7 +94,7 @@ def rfc3339_micro(moment: float) -> str:
 
 
 def sim_message_summary(message: Message, now_mono: float) -> dict[str, Any]:
-    """One entry of ``GET /_sim/messages`` (docs/CONTRACT.md); ``from`` is the sender as the client gave it.
+    """One entry of ``GET /_sim/messages`` (docs/contract.md); ``from`` is the sender as the client gave it.
 
     The contract's keys come first; ``validity_period`` (seconds) and ``created_at`` (RFC 3339 with microseconds,
     where ``date_created`` has whole seconds only) are extras so tests can check what was sent and when.

@@ -1,4 +1,4 @@
-"""The dispatch log (docs/CONTRACT.md, "The dispatch log"): outcomes upserted into SQLite or PostgreSQL.
+"""The dispatch log (docs/contract.md, "The dispatch log"): outcomes upserted into SQLite or PostgreSQL.
 
     log = await DispatchLog.open("sqlite+aiosqlite:///smsdispatch.db")
     await log.record([dispatched, failed, receipt])   # one transaction

@@ -76,7 +76,7 @@ class Migration:
 
 
 def _create_dispatch_log_v1(connection: Connection) -> None:
-    """Version 1: the docs/CONTRACT.md dispatch log plus its extension columns, and the pending-receipt table."""
+    """Version 1: the docs/contract.md dispatch log plus its extension columns, and the pending-receipt table."""
     snapshot = MetaData()
     Table(
         "notification_dispatch_log",

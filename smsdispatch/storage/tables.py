@@ -54,7 +54,7 @@ metadata = MetaData()
 dispatch_log = Table(
     "notification_dispatch_log",
     metadata,
-    # The columns of docs/CONTRACT.md, in its order. Never rename, reorder or drop one of these.
+    # The columns of docs/contract.md, in its order. Never rename, reorder or drop one of these.
     Column("request_id", String, nullable=False),
     Column("tenant_id", String, nullable=False),  # rows.NO_TENANT ("") when the outcome names no tenant
     Column("provider", String),
@@ -68,7 +68,7 @@ dispatch_log = Table(
     Column("resend_of", String),
     Column("requested_at", UtcDateTime),
     Column("updated_at", UtcDateTime, nullable=False),
-    # Extensions (allowed by docs/CONTRACT.md): what an operator asks next when looking at a row.
+    # Extensions (allowed by docs/contract.md): what an operator asks next when looking at a row.
     Column("error_message", Text),
     Column("encoding", String),
     Column("dispatched_at", UtcDateTime),

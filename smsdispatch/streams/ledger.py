@@ -66,7 +66,7 @@ class LedgerEntry(BaseModel):
 
 
 def ledger_key(tenant_id: str, request_id: str) -> bytes:
-    """request_id is unique per tenant (docs/CONTRACT.md), so the tenant is part of the key."""
+    """request_id is unique per tenant (docs/contract.md), so the tenant is part of the key."""
     return f"{tenant_id}\x1f{request_id}".encode()
 
 

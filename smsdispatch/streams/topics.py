@@ -1,4 +1,4 @@
-"""The topics of docs/CONTRACT.md, and creating the ones that are missing.
+"""The topics of docs/contract.md, and creating the ones that are missing.
 
 Faust creates only its internal topics (changelogs); ours would get the broker's default of one partition,
 which breaks co-partitioning with the tables, so the worker creates them explicitly before it starts.

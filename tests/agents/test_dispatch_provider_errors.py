@@ -1,5 +1,5 @@
 """Twilio's answers, through the real provider and SenderPool (over httpx.MockTransport), become the
-docs/CONTRACT.md outcome codes with Twilio's numeric code in provider_code."""
+docs/contract.md outcome codes with Twilio's numeric code in provider_code."""
 
 from __future__ import annotations
 

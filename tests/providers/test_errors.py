@@ -1,4 +1,4 @@
-"""The error hierarchy: what each error says about retrying and which docs/CONTRACT.md code it becomes."""
+"""The error hierarchy: what each error says about retrying and which docs/contract.md code it becomes."""
 
 from __future__ import annotations
 

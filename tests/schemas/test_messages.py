@@ -1,4 +1,4 @@
-"""Every rule docs/CONTRACT.md sets for SmsRequested, and the shape of the outcome models.
+"""Every rule docs/contract.md sets for SmsRequested, and the shape of the outcome models.
 
 Requests are validated from JSON bytes, as the worker reads them off ``sms.requested``.
 """
