@@ -32,14 +32,14 @@ from pathlib import Path
 
 import aiohttp
 
+from smsdispatch.adapters.crypto import generate_key
 from smsdispatch.cli import main as cli
 from smsdispatch.client import SmsClient
-from smsdispatch.crypto import generate_key
-from smsdispatch.localkafka import LocalKafka
-from smsdispatch.schemas import SmsDispatched, SmsRequested
-from smsdispatch.simulator import random_account_sid
-from smsdispatch.testing.kafka import faust_broker_url, free_ports
-from smsdispatch.testing.processes import simulator_process, worker_metric, worker_process
+from smsdispatch.contract import SmsDispatched, SmsRequested
+from smsdispatch.tools.localkafka import LocalKafka
+from smsdispatch.tools.simulator import random_account_sid
+from smsdispatch.tools.testing.kafka import faust_broker_url, free_ports
+from smsdispatch.tools.testing.processes import simulator_process, worker_metric, worker_process
 
 
 async def simulator_ceiling(base_url: str, account: str, token: str, sender: str, total: int, in_flight: int) -> float:

@@ -28,13 +28,13 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from smsdispatch.agents.worker import home_partition
-from smsdispatch.localkafka import LocalKafka
-from smsdispatch.settings import Settings
-from smsdispatch.streams.app import create_app, ledger_store
-from smsdispatch.streams.ledger import Ledger, LedgerEntry, ledger_key
-from smsdispatch.streams.topics import check_partitions
-from smsdispatch.testing.kafka import free_ports
+from smsdispatch.contract.settings import Settings
+from smsdispatch.core.ledger import Ledger, LedgerEntry, ledger_key
+from smsdispatch.runtime.app import create_app, ledger_store
+from smsdispatch.runtime.topics import check_partitions
+from smsdispatch.runtime.worker import home_partition
+from smsdispatch.tools.localkafka import LocalKafka
+from smsdispatch.tools.testing.kafka import free_ports
 
 PARTITIONS = 8
 TENANTS = 20

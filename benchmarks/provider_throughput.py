@@ -29,8 +29,8 @@ from dataclasses import dataclass
 import httpx
 from pydantic import SecretStr
 
-from smsdispatch.providers import OutgoingSms, RetryPolicy, TwilioHttp, TwilioProvider
-from smsdispatch.schemas import TenantConfig
+from smsdispatch.adapters.twilio import OutgoingSms, RetryPolicy, TwilioHttp, TwilioProvider
+from smsdispatch.contract import TenantConfig
 
 ACCOUNT_SID = "AC" + "0b" * 16
 AUTH_TOKEN = secrets.token_hex(16)  # a fresh one per run: nothing to leak

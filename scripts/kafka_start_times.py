@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from smsdispatch.testing.kafka import free_port_pair
+from smsdispatch.tools.testing.kafka import free_port_pair
 
 
 def _kafka(action: str, port: int, data_dir: Path, env: dict[str, str]) -> float:

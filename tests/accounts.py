@@ -6,8 +6,8 @@ a secret never leaks can search for them.
 
 from pydantic import SecretStr
 
-from smsdispatch.schemas import EncryptedConfig, TenantConfig, TenantRecord
-from smsdispatch.streams.tenants import ReadyTenant
+from smsdispatch.contract import EncryptedConfig, TenantConfig, TenantRecord
+from smsdispatch.core.tenants import ReadyTenant
 
 ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
 AUTH_TOKEN = "tok-5e3c2f1a9b8d7e6f"

@@ -1,6 +1,6 @@
 """Session-wide services every test directory may use: a real Kafka broker and a real PostgreSQL server.
 
-The logic lives in ``smsdispatch.testing`` so users can import it too. Set ``SMSDISPATCH_TEST_BROKER`` or
+The logic lives in ``smsdispatch.tools.testing`` so users can import it too. Set ``SMSDISPATCH_TEST_BROKER`` or
 ``SMSDISPATCH_TEST_DATABASE_URL`` to use servers of your own; otherwise a private broker and a private
 PostgreSQL cluster start once per session, on free ports, and are removed at the end.
 """
@@ -11,8 +11,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from smsdispatch.testing.kafka import faust_broker_url, kafka_for_tests
-from smsdispatch.testing.postgres import PostgresServer, postgres_for_tests
+from smsdispatch.tools.testing.kafka import faust_broker_url, kafka_for_tests
+from smsdispatch.tools.testing.postgres import PostgresServer, postgres_for_tests
 
 
 @pytest.fixture(scope="session")

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel, SecretStr
 
-from smsdispatch.agents.metrics import DispatchMetrics
+from smsdispatch.adapters.storage.tables import dispatch_log
 from smsdispatch.cli import build_parser
-from smsdispatch.schemas import (
+from smsdispatch.contract import (
     ErrorCode,
     ErrorInfo,
     SmsDispatched,
@@ -28,12 +28,12 @@ from smsdispatch.schemas import (
     SuppressionRecord,
     TenantConfig,
     TenantRecord,
+    topics,
 )
-from smsdispatch.settings import Settings
-from smsdispatch.simulator.formats import sim_message_summary
-from smsdispatch.simulator.store import Message
-from smsdispatch.storage.tables import dispatch_log
-from smsdispatch.streams import topics
+from smsdispatch.contract.settings import Settings
+from smsdispatch.core.metrics import DispatchMetrics
+from smsdispatch.tools.simulator.formats import sim_message_summary
+from smsdispatch.tools.simulator.store import Message
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "contract.md"

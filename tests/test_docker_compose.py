@@ -1,5 +1,5 @@
 """docker-compose.yml cannot run here (no Docker engine), so its wiring is checked against the contract:
-services, ports and SMSDISPATCH_* variables (whose names are the fields of smsdispatch.settings.Settings)."""
+services, ports and SMSDISPATCH_* variables (whose names are the fields of smsdispatch.contract.settings.Settings)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from smsdispatch.settings import Settings
+from smsdispatch.contract.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "docker-compose.yml"

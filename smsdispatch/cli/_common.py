@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pydantic import ValidationError
 
-from smsdispatch.crypto import KeyConfigError, Keyring
-from smsdispatch.settings import DEFAULT_BROKER, Settings
+from smsdispatch.adapters.crypto import KeyConfigError, Keyring
+from smsdispatch.contract.settings import DEFAULT_BROKER, Settings
 
 
 class CliError(Exception):

@@ -27,11 +27,14 @@ from types import FrameType
 
 from pydantic import SecretStr
 
+from smsdispatch.adapters.crypto import Keyring, generate_key
+from smsdispatch.adapters.storage import DispatchLog, StorageError
 from smsdispatch.cli._common import CliError, load_keyring, load_settings
 from smsdispatch.cli.tenants import verified_record
 from smsdispatch.client import SmsClient, publish_suppression, publish_tenant
-from smsdispatch.crypto import Keyring, generate_key
-from smsdispatch.demo import (
+from smsdispatch.contract.settings import Settings
+from smsdispatch.runtime.topics import ensure_topics
+from smsdispatch.tools.demo import (
     DemoAccounts,
     DemoError,
     DemoStack,
@@ -44,11 +47,8 @@ from smsdispatch.demo import (
     sms_at_simulator,
     wait_for_log,
 )
-from smsdispatch.demo.traffic import OPTED_OUT
-from smsdispatch.demo.webhooks import WebhookInbox, check_webhooks
-from smsdispatch.settings import Settings
-from smsdispatch.storage import DispatchLog, StorageError
-from smsdispatch.streams.topics import ensure_topics
+from smsdispatch.tools.demo.traffic import OPTED_OUT
+from smsdispatch.tools.demo.webhooks import WebhookInbox, check_webhooks
 
 OUTCOMES_TIMEOUT = 60.0
 LOG_TIMEOUT = 20.0

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from smsdispatch.cli._common import CliError
-from smsdispatch.localkafka import DEFAULT_PORT, KAFKA_VERSION, LocalKafka, LocalKafkaError
+from smsdispatch.tools.localkafka import DEFAULT_PORT, KAFKA_VERSION, LocalKafka, LocalKafkaError
 
 
 def _port(text: str) -> int:

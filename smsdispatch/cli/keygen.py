@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from smsdispatch.crypto import generate_key
+from smsdispatch.adapters.crypto import generate_key
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

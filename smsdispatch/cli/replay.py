@@ -32,7 +32,7 @@ from smsdispatch.client import (
     new_replay_id,
     replay,
 )
-from smsdispatch.schemas import ErrorCode, SmsRequested
+from smsdispatch.contract import ErrorCode, SmsRequested
 
 _AGO = re.compile(r"^([0-9]+(?:\.[0-9]+)?)([smhdw])\Z")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}

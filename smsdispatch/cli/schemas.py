@@ -8,7 +8,7 @@ import argparse
 from pathlib import Path
 
 from smsdispatch.cli._common import CliError
-from smsdispatch.schemas.jsonschema import json_schemas, render
+from smsdispatch.contract.jsonschema import json_schemas, render
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -13,9 +13,9 @@ from pydantic import ValidationError
 
 from smsdispatch.cli._common import CliError, bad_usage, load_settings, unreachable_kafka
 from smsdispatch.client import SmsClient, new_request_id
-from smsdispatch.schemas import SmsDispatched, SmsRequested
-from smsdispatch.schemas.messages import Outcome
-from smsdispatch.settings import Settings
+from smsdispatch.contract import SmsDispatched, SmsRequested
+from smsdispatch.contract.messages import Outcome
+from smsdispatch.contract.settings import Settings
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from smsdispatch.cli._common import CliError
 
 if TYPE_CHECKING:  # the simulator (and aiohttp) is imported only when the verb runs
-    from smsdispatch.simulator import SimulatorConfig
+    from smsdispatch.tools.simulator import SimulatorConfig
 
 _ACCOUNT_FLAGS = {"trial": "Trial", "full": "Full", "active": "active", "suspended": "suspended", "closed": "closed"}
 
@@ -117,7 +117,7 @@ def build_config(args: argparse.Namespace) -> SimulatorConfig:
     """The SimulatorConfig the flags describe; any bad value is a one-sentence CliError (exit 2)."""
     from pydantic import ValidationError
 
-    from smsdispatch.simulator import SimulatorConfig as Config
+    from smsdispatch.tools.simulator import SimulatorConfig as Config
 
     if not args.account and not args.test_account:
         raise CliError("Give at least one --account or --test-account.", 2)
@@ -153,7 +153,7 @@ def build_config(args: argparse.Namespace) -> SimulatorConfig:
 
 
 def run(args: argparse.Namespace) -> int:
-    from smsdispatch.simulator import RunningSimulator, serve_forever
+    from smsdispatch.tools.simulator import RunningSimulator, serve_forever
 
     config = build_config(args)
     port = _number(args.port, "--port", int)

@@ -16,10 +16,10 @@ from pydantic import TypeAdapter, ValidationError
 
 from smsdispatch.cli._common import CliError, load_settings, unreachable_kafka
 from smsdispatch.client import Suppression, SuppressionChange, current_suppressions, publish_suppression_changes
-from smsdispatch.schemas import SuppressionSource, suppression_change
-from smsdispatch.schemas._fields import TenantId
-from smsdispatch.settings import Settings
-from smsdispatch.streams.topics import ensure_topics
+from smsdispatch.contract import SuppressionSource, suppression_change
+from smsdispatch.contract._fields import TenantId
+from smsdispatch.contract.settings import Settings
+from smsdispatch.runtime.topics import ensure_topics
 
 TENANT_ID: TypeAdapter[str] = TypeAdapter(TenantId)
 _TENANT_RULE = "must be 1 to 64 characters, each a letter, a digit, '_', '.' or '-'"

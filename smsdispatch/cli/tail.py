@@ -21,8 +21,7 @@ from pydantic import ValidationError
 from smsdispatch.cli._common import CliError, load_settings
 from smsdispatch.cli.send import describe_outcome
 from smsdispatch.client import TopicRecord, json_object, parse_outcome, tail_topic
-from smsdispatch.schemas import SmsStatus
-from smsdispatch.streams import topics
+from smsdispatch.contract import SmsStatus, topics
 
 TAILABLE_TOPICS = topics.OUTCOME_TOPICS
 DEFAULT_TOPICS = (topics.DISPATCHED, topics.FAILED)

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 from pydantic import SecretStr
 
 from smsdispatch.cli._common import CliError
-from smsdispatch.schemas import EncryptedConfig, TenantConfig, TenantRecord
+from smsdispatch.contract import EncryptedConfig, TenantConfig, TenantRecord
 
 WEBHOOK_SECRET_PREFIX = "whsec_"  # noqa: S105  (the format's prefix, not a secret)
 SealConfig = Callable[[TenantConfig], EncryptedConfig]

@@ -16,15 +16,15 @@ from datetime import UTC, datetime
 from aiokafka.errors import KafkaConnectionError, KafkaError
 from pydantic import SecretStr, TypeAdapter, ValidationError
 
+from smsdispatch.adapters.crypto import CryptoError, Keyring
+from smsdispatch.adapters.twilio import AuthenticationError, ProviderError, TwilioHttp, TwilioProvider
 from smsdispatch.cli._common import CliError, bad_usage, load_keyring, load_settings, unreachable_kafka
 from smsdispatch.cli.tenant_settings import add_rate_and_webhook, apply_settings, print_secret_once
 from smsdispatch.client import latest_tenant_records, publish_tenant, publish_tenants
-from smsdispatch.crypto import CryptoError, Keyring
-from smsdispatch.providers import AuthenticationError, ProviderError, TwilioHttp, TwilioProvider
-from smsdispatch.schemas import TenantConfig, TenantRecord, describe_tenant
-from smsdispatch.schemas._fields import TenantId
-from smsdispatch.settings import Settings
-from smsdispatch.streams.topics import ensure_topics
+from smsdispatch.contract import TenantConfig, TenantRecord, describe_tenant
+from smsdispatch.contract._fields import TenantId
+from smsdispatch.contract.settings import Settings
+from smsdispatch.runtime.topics import ensure_topics
 
 TENANT_ID: TypeAdapter[str] = TypeAdapter(TenantId)
 _FLAGS = {"from_number": "--from", "tenant_id": "TENANT"}

@@ -12,12 +12,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import fcntl
-import logging
 import os
-import threading
-from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 from urllib.parse import urlsplit
 
 from smsdispatch.cli._common import CliError, load_keyring, load_settings
@@ -45,10 +42,9 @@ def run(args: argparse.Namespace) -> int:
         if url is not None and not _is_http_url(url):
             raise CliError(f"{name} must be an http:// or https:// URL with a host.", exit_code=2)
 
-    from faust.worker import Worker
-
-    from smsdispatch.agents.worker import build_worker
-    from smsdispatch.streams.topics import check_partitions
+    from smsdispatch.runtime.launch import run_worker
+    from smsdispatch.runtime.topics import check_partitions
+    from smsdispatch.runtime.worker import build_worker
 
     try:
         replicas = settings.replication_factor
@@ -66,15 +62,13 @@ def run(args: argparse.Namespace) -> int:
     streams = build_worker(settings, keyring)
     os.makedirs(streams.app.conf.datadir, exist_ok=True)
     _lock = lock_data_dir(Path(streams.app.conf.datadir))  # held until the process exits
-    worker = bounded_stop_worker(Worker, max(settings.stop_seconds, settings.drain_seconds + 5))(
-        streams.app,
+    run_worker(
+        streams,
         loglevel=args.loglevel.upper(),
         logging_config=worker_logging(args.loglevel.upper(), settings.log_format),
-        quiet=True,
-        redirect_stdouts=False,
+        stop_seconds=max(settings.stop_seconds, settings.drain_seconds + 5),
     )
-    worker.execute_from_commandline()
-    return 0  # pragma: no cover - execute_from_commandline exits the process
+    return 0  # pragma: no cover - Faust's worker exits the process
 
 
 def lock_data_dir(data_dir: Path) -> IO[str]:
@@ -95,32 +89,6 @@ def lock_data_dir(data_dir: Path) -> IO[str]:
     handle.write(f"pid {os.getpid()}")
     handle.flush()
     return handle
-
-
-def bounded_stop_worker(worker_class: type[Any], seconds: float, exit: Callable[[int], None] = os._exit) -> type[Any]:
-    """Faust's Worker, with a watchdog armed by the first stop signal: if the process has not exited ``seconds``
-    later (a shutdown stuck on a broker that is away, a send that never returns), it exits with status 1.
-    Nothing is lost by that: offsets are committed only for finished records, so the rest is read again."""
-
-    class BoundedStopWorker(worker_class):  # type: ignore[misc]
-        def _schedule_shutdown(self, signal: Any) -> None:
-            if not self._signal_stop_time:
-                watchdog = threading.Timer(seconds, _give_up, args=(seconds, exit))
-                watchdog.daemon = True
-                watchdog.start()
-            super()._schedule_shutdown(signal)
-
-    return BoundedStopWorker
-
-
-def _give_up(seconds: float, exit: Callable[[int], None]) -> None:
-    logging.getLogger("smsdispatch.worker").error(
-        "the worker did not stop within %.0fs of the stop signal; exiting now, unfinished records stay uncommitted",
-        seconds,
-    )
-    for handler in logging.getLogger().handlers:
-        handler.flush()
-    exit(1)
 
 
 def _is_http_url(url: str) -> bool:

@@ -34,7 +34,7 @@ Replaying (what ``smsdispatch replay`` does)::
 
 Opt-outs (what ``smsdispatch suppressions`` does): ``publish_suppression(broker_url, "acme", "+14155552671",
 opted_out=True)`` records one (``False`` opts the number back in), ``current_suppressions(broker_url,
-tenant="acme")`` lists them; create the topics first (``streams.topics.ensure_topics``).
+tenant="acme")`` lists them; create the topics first (``smsdispatch.runtime.topics.ensure_topics``).
 
 Lower level: ``read_topic`` reads a topic up to its current end (by time or offset), ``tail_topic`` follows it.
 Producers in other languages publish the same JSON (schemas/ holds its JSON Schema) to ``sms.requested``,

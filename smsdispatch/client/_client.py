@@ -14,10 +14,9 @@ from aiokafka import AIOKafkaProducer
 from pydantic import ValidationError
 
 from smsdispatch.client._reading import TopicRecord, tail_topic
-from smsdispatch.schemas import Outcome, SmsDispatched, SmsFailed, SmsRequested
-from smsdispatch.settings import DEFAULT_BROKER, bootstrap_servers
-from smsdispatch.streams import topics
-from smsdispatch.streams.topics import ensure_topics
+from smsdispatch.contract import Outcome, SmsDispatched, SmsFailed, SmsRequested, topics
+from smsdispatch.contract.settings import DEFAULT_BROKER, bootstrap_servers
+from smsdispatch.runtime.topics import ensure_topics
 
 __all__ = ["SmsClient", "TopicRecord", "new_request_id"]
 

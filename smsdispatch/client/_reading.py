@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from smsdispatch.settings import bootstrap_servers
+from smsdispatch.contract.settings import bootstrap_servers
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,8 +26,7 @@ from pydantic import ValidationError
 
 from smsdispatch.client._client import SmsClient
 from smsdispatch.client._reading import TopicRecord, json_object, read_topic
-from smsdispatch.schemas import ErrorCode, SmsFailed, SmsRequested
-from smsdispatch.streams import topics
+from smsdispatch.contract import ErrorCode, SmsFailed, SmsRequested, topics
 
 __all__ = [
     "LOOKUP_MARGIN_MS",

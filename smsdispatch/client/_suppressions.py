@@ -1,9 +1,9 @@
 """Reading and writing the compacted ``sms.suppressions`` topic (the CLI's ``suppressions`` verbs use it).
 
-Writing publishes what :func:`smsdispatch.schemas.suppression_change` builds, with acks=all, so a change is
+Writing publishes what :func:`smsdispatch.contract.suppression_change` builds, with acks=all, so a change is
 on every in-sync replica before the command says it is done; the workers' followers then apply it. Publishing
 to a topic that does not exist yet would create it with the broker's defaults (not compacted): call
-:func:`smsdispatch.streams.topics.ensure_topics` first, as the CLI does.
+:func:`smsdispatch.runtime.topics.ensure_topics` first, as the CLI does.
 """
 
 from __future__ import annotations
@@ -17,11 +17,10 @@ from aiokafka import AIOKafkaProducer
 from pydantic import ValidationError
 
 from smsdispatch.client._reading import read_topic
-from smsdispatch.schemas import SuppressionRecord, SuppressionSource, parse_suppression_key, suppression_change
-from smsdispatch.settings import bootstrap_servers
-from smsdispatch.streams import topics
+from smsdispatch.contract import SuppressionRecord, SuppressionSource, parse_suppression_key, suppression_change, topics
+from smsdispatch.contract.settings import bootstrap_servers
 
-#: A record's (key, value), as :func:`smsdispatch.schemas.suppression_change` returns it.
+#: A record's (key, value), as :func:`smsdispatch.contract.suppression_change` returns it.
 SuppressionChange = tuple[bytes, bytes | None]
 
 

@@ -10,9 +10,8 @@ from aiokafka import AIOKafkaProducer
 from pydantic import ValidationError
 
 from smsdispatch.client._reading import read_topic
-from smsdispatch.schemas import TenantRecord
-from smsdispatch.settings import bootstrap_servers
-from smsdispatch.streams import topics
+from smsdispatch.contract import TenantRecord, topics
+from smsdispatch.contract.settings import bootstrap_servers
 
 log = logging.getLogger(__name__)
 

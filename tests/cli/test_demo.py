@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from smsdispatch.cli import main
-from smsdispatch.testing.kafka import free_ports
+from smsdispatch.tools.testing.kafka import free_ports
 
 CHILD_LINE = re.compile(r"^\s+(broker|simulator|worker)\s+\S+ \(pid (\d+)\)$", re.MULTILINE)
 

@@ -1,5 +1,5 @@
 """``smsdispatch kafka`` without a JVM: argument checks, status/stop of a broker that is not running, and
-the one-sentence error for a missing Java. The real lifecycle is in tests/localkafka/test_broker.py."""
+the one-sentence error for a missing Java. The real lifecycle is in tests/tools/localkafka/test_broker.py."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from smsdispatch.cli import main
-from smsdispatch.testing.kafka import free_ports
+from smsdispatch.tools.testing.kafka import free_ports
 
 
 def test_status_of_a_broker_that_never_started_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -6,8 +6,8 @@ import base64
 
 import pytest
 
+from smsdispatch.adapters.crypto import Keyring
 from smsdispatch.cli import main
-from smsdispatch.crypto import Keyring
 
 
 def test_keygen_prints_one_valid_key_and_nothing_else(capsys: pytest.CaptureFixture[str]) -> None:

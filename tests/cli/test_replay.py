@@ -15,8 +15,7 @@ import pytest
 from smsdispatch.cli import main
 from smsdispatch.cli.replay import ProgressLine, parse_time
 from smsdispatch.client import ReplayProgress, derive_request_id
-from smsdispatch.schemas import ErrorCode
-from smsdispatch.streams import topics
+from smsdispatch.contract import ErrorCode, topics
 from tests.client.records import create_contract_topics, failed, new_tenant, now_ms, produce, requested, requests_of
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)

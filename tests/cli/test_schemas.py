@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from smsdispatch.cli import main
-from smsdispatch.schemas.jsonschema import json_schemas, render
+from smsdispatch.contract.jsonschema import json_schemas, render
 
 EXPECTED = {
     "sms.requested.schema.json",

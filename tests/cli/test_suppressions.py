@@ -10,8 +10,8 @@ import pytest
 
 from smsdispatch.cli import main
 from smsdispatch.client import read_topic
-from smsdispatch.streams import topics
-from smsdispatch.testing.kafka import free_ports
+from smsdispatch.contract import topics
+from smsdispatch.tools.testing.kafka import free_ports
 
 NUMBER = "+14155552671"
 

@@ -17,7 +17,7 @@ import pytest
 from smsdispatch.cli import main
 from smsdispatch.cli import tail as tail_verb
 from smsdispatch.client import TopicRecord
-from smsdispatch.streams import topics
+from smsdispatch.contract import topics
 from tests.client.records import create_contract_topics, dispatched, failed, new_tenant, produce, status
 
 SAFETY_IDLE = "30"  # seconds without a matching record before the verb gives up (a failing test, not a hang)

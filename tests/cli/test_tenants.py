@@ -12,14 +12,13 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
+from smsdispatch.adapters.crypto import Keyring, generate_key
 from smsdispatch.cli import main
 from smsdispatch.client import latest_tenant_records, publish_tenant, read_topic
-from smsdispatch.crypto import Keyring, generate_key
-from smsdispatch.schemas import TenantConfig, TenantRecord
-from smsdispatch.simulator import random_account_sid
-from smsdispatch.streams import topics
-from smsdispatch.testing.kafka import free_ports
-from smsdispatch.testing.processes import ManagedProcess, simulator_process
+from smsdispatch.contract import TenantConfig, TenantRecord, topics
+from smsdispatch.tools.simulator import random_account_sid
+from smsdispatch.tools.testing.kafka import free_ports
+from smsdispatch.tools.testing.processes import ManagedProcess, simulator_process
 
 LIVE_SID, TEST_SID, SUSPENDED_SID = random_account_sid(), random_account_sid(), random_account_sid()
 LIVE_TOKEN, TEST_TOKEN = f"live{uuid.uuid4().hex}", f"test{uuid.uuid4().hex}"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from smsdispatch.adapters.crypto import generate_key
 from smsdispatch.cli import main
-from smsdispatch.crypto import generate_key
-from smsdispatch.testing.kafka import free_ports
+from smsdispatch.tools.testing.kafka import free_ports
 
 
 @pytest.mark.parametrize(

@@ -15,10 +15,18 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.structs import RecordMetadata
 
 from smsdispatch.client import json_object, read_topic
-from smsdispatch.schemas import ErrorCode, ErrorInfo, SmsDispatched, SmsFailed, SmsRequested, SmsStatus, WireModel
-from smsdispatch.settings import Settings
-from smsdispatch.streams import topics
-from smsdispatch.streams.topics import ensure_topics
+from smsdispatch.contract import (
+    ErrorCode,
+    ErrorInfo,
+    SmsDispatched,
+    SmsFailed,
+    SmsRequested,
+    SmsStatus,
+    WireModel,
+    topics,
+)
+from smsdispatch.contract.settings import Settings
+from smsdispatch.runtime.topics import ensure_topics
 
 # (topic, key, value, timestamp_ms or None for now); a WireModel value is published as its JSON.
 Record = tuple[str, str | None, WireModel | bytes | None, int | None]

@@ -8,8 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from smsdispatch.client import SmsClient, TopicRecord, parse_outcome
-from smsdispatch.schemas import ErrorCode, Outcome, SmsDispatched, SmsFailed, SmsRequested
-from smsdispatch.streams import topics
+from smsdispatch.contract import ErrorCode, Outcome, SmsDispatched, SmsFailed, SmsRequested, topics
 from tests.client.conftest import Produce
 from tests.client.records import dispatched, failed, now_ms, requests_of
 

@@ -7,7 +7,8 @@ import uuid
 import pytest
 
 from smsdispatch.client import read_topic
-from smsdispatch.streams.topics import TopicSpec, ensure_topics
+from smsdispatch.contract.topics import TopicSpec
+from smsdispatch.runtime.topics import ensure_topics
 from tests.client.conftest import Produce
 
 BASE_MS = 1_700_000_000_000  # record timestamps chosen by the test: one second apart

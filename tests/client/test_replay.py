@@ -17,8 +17,7 @@ from smsdispatch.client import (
     new_replay_id,
     replay,
 )
-from smsdispatch.schemas import ErrorCode
-from smsdispatch.streams import topics
+from smsdispatch.contract import ErrorCode, topics
 from tests.client.conftest import Produce
 from tests.client.records import failed, now_ms, requested, requests_of
 

@@ -8,9 +8,8 @@ import pytest
 from pydantic import ValidationError
 
 from smsdispatch.client import Suppression, current_suppressions, publish_suppression
-from smsdispatch.schemas import SuppressionSource, suppression_key
-from smsdispatch.streams import topics
-from smsdispatch.testing.kafka import free_ports
+from smsdispatch.contract import SuppressionSource, suppression_key, topics
+from smsdispatch.tools.testing.kafka import free_ports
 from tests.client.conftest import Produce
 
 pytestmark = pytest.mark.asyncio

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pytest
 
+from smsdispatch.adapters.crypto import generate_key
 from smsdispatch.cli import main as cli
-from smsdispatch.crypto import generate_key
-from smsdispatch.simulator import random_account_sid, random_api_key_sid
-from smsdispatch.testing.kafka import free_ports
-from smsdispatch.testing.processes import ManagedProcess, simulator_process, worker_process
+from smsdispatch.tools.simulator import random_account_sid, random_api_key_sid
+from smsdispatch.tools.testing.kafka import free_ports
+from smsdispatch.tools.testing.processes import ManagedProcess, simulator_process, worker_process
 
 MAGIC_FROM_OK = "+15005550006"
 LIVE_NUMBER = "+14155550100"

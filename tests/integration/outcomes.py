@@ -10,10 +10,9 @@ from collections.abc import Callable
 from contextlib import aclosing
 from typing import Any
 
+from smsdispatch.adapters.storage import DispatchLog, DispatchLogRow
 from smsdispatch.client import SmsClient, parse_outcome, tail_topic
-from smsdispatch.schemas import Outcome, SmsRequested
-from smsdispatch.storage import DispatchLog, DispatchLogRow
-from smsdispatch.streams import topics
+from smsdispatch.contract import Outcome, SmsRequested, topics
 
 
 def now_ms() -> int:

@@ -10,8 +10,8 @@ from collections.abc import Callable
 
 import pytest
 
-from smsdispatch.schemas import SmsRequested
-from smsdispatch.testing.processes import ManagedProcess, worker_metric
+from smsdispatch.contract import SmsRequested
+from smsdispatch.tools.testing.processes import ManagedProcess, worker_metric
 from tests.integration.conftest import Stack
 from tests.integration.outcomes import simulator_messages
 
@@ -63,7 +63,7 @@ async def where_are(broker_url: str, start_ms: int, request_ids: set[str], group
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
     from smsdispatch.client import read_topic
-    from smsdispatch.settings import bootstrap_servers
+    from smsdispatch.contract.settings import bootstrap_servers
 
     answered: set[str] = set()
     async for record in read_topic(broker_url, ["sms.dispatched", "sms.failed"], start_ms=start_ms):

@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 
 from smsdispatch.client import SmsClient
-from smsdispatch.localkafka import LocalKafka
-from smsdispatch.testing.kafka import free_ports
-from smsdispatch.testing.processes import worker_metric
+from smsdispatch.tools.localkafka import LocalKafka
+from smsdispatch.tools.testing.kafka import free_ports
+from smsdispatch.tools.testing.processes import worker_metric
 from tests.integration.conftest import Stack, running_stack
 from tests.integration.outcomes import now_ms, outcome_records
 from tests.integration.scale import duplicates, held, requests_for, sms_per_body, wait_until, where_are

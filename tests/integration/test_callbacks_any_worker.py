@@ -20,12 +20,11 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment, ConsumerProtocolMemberMetadata
 
-from smsdispatch.agents.worker import home_partition
-from smsdispatch.providers.signature import SIGNATURE_HEADER, compute_signature
-from smsdispatch.schemas import SmsDispatched, SmsRequested
-from smsdispatch.settings import bootstrap_servers
-from smsdispatch.streams import topics
-from smsdispatch.testing.processes import ManagedProcess
+from smsdispatch.adapters.twilio.signature import SIGNATURE_HEADER, compute_signature
+from smsdispatch.contract import SmsDispatched, SmsRequested, topics
+from smsdispatch.contract.settings import bootstrap_servers
+from smsdispatch.runtime.worker import home_partition
+from smsdispatch.tools.testing.processes import ManagedProcess
 from tests.integration.conftest import Stack, running_stack
 from tests.integration.outcomes import row_when, send_and_collect
 

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from smsdispatch.client import SmsClient
-from smsdispatch.schemas import SmsDispatched, SmsRequested
+from smsdispatch.contract import SmsDispatched, SmsRequested
 from tests.integration.conftest import Stack, running_stack
 from tests.integration.outcomes import collect, now_ms, simulator_messages
 

@@ -13,9 +13,8 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from smsdispatch.client import SmsClient, read_topic
-from smsdispatch.schemas import ErrorCode, SmsDispatched, SmsFailed, SmsRequested
-from smsdispatch.settings import bootstrap_servers
-from smsdispatch.streams import topics
+from smsdispatch.contract import ErrorCode, SmsDispatched, SmsFailed, SmsRequested, topics
+from smsdispatch.contract.settings import bootstrap_servers
 from tests.integration.conftest import Stack
 from tests.integration.outcomes import (
     collect,

@@ -10,9 +10,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from smsdispatch.agents.worker import home_partition
 from smsdispatch.client import SmsClient
-from smsdispatch.schemas import ErrorCode, SmsDispatched, SmsFailed, SmsRequested
+from smsdispatch.contract import ErrorCode, SmsDispatched, SmsFailed, SmsRequested
+from smsdispatch.runtime.worker import home_partition
 from tests.integration.conftest import LIVE_NUMBER, Stack, run_cli, running_stack
 from tests.integration.outcomes import collect, now_ms, row_when, send_and_collect, simulator_messages
 

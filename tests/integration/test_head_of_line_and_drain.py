@@ -14,10 +14,10 @@ from contextlib import aclosing
 
 import pytest
 
-from smsdispatch.agents.worker import home_partition
 from smsdispatch.client import SmsClient, parse_outcome, tail_topic
-from smsdispatch.simulator import random_account_sid
-from smsdispatch.testing.processes import worker_metric
+from smsdispatch.runtime.worker import home_partition
+from smsdispatch.tools.simulator import random_account_sid
+from smsdispatch.tools.testing.processes import worker_metric
 from tests.integration.conftest import running_stack
 from tests.integration.outcomes import inject_faults, now_ms, outcome_records
 from tests.integration.scale import PARTITIONS, TO, duplicates, requests_for, sms_per_body, wait_until

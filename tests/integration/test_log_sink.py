@@ -12,12 +12,12 @@ from collections.abc import Iterator
 
 import pytest
 
+from smsdispatch.adapters.storage import DispatchLog, DispatchLogRow
+from smsdispatch.adapters.twilio.signature import compute_signature
 from smsdispatch.client import SmsClient
-from smsdispatch.providers.signature import compute_signature
-from smsdispatch.schemas import SmsRequested
-from smsdispatch.simulator import random_account_sid
-from smsdispatch.storage import DispatchLog, DispatchLogRow
-from smsdispatch.testing.postgres import PostgresServer
+from smsdispatch.contract import SmsRequested
+from smsdispatch.tools.simulator import random_account_sid
+from smsdispatch.tools.testing.postgres import PostgresServer
 from tests.integration.conftest import Stack, running_stack
 from tests.integration.outcomes import send_and_collect
 

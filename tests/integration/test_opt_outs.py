@@ -13,11 +13,11 @@ from collections.abc import Iterator
 
 import pytest
 
+from smsdispatch.adapters.twilio.signature import SIGNATURE_HEADER, compute_signature
 from smsdispatch.client import current_suppressions
-from smsdispatch.providers.signature import SIGNATURE_HEADER, compute_signature
-from smsdispatch.schemas import ErrorCode, Outcome, SmsDispatched, SmsFailed, SmsRequested
-from smsdispatch.simulator import random_account_sid
-from smsdispatch.testing.recipients import reply_from_recipient
+from smsdispatch.contract import ErrorCode, Outcome, SmsDispatched, SmsFailed, SmsRequested
+from smsdispatch.tools.simulator import random_account_sid
+from smsdispatch.tools.testing.recipients import reply_from_recipient
 from tests.integration.conftest import LIVE_NUMBER, Stack, running_stack
 from tests.integration.outcomes import row_when, send_and_collect, simulator_messages
 

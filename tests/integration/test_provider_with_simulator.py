@@ -15,7 +15,7 @@ import pytest
 import pytest_asyncio
 from pydantic import SecretStr
 
-from smsdispatch.providers import (
+from smsdispatch.adapters.twilio import (
     AuthenticationError,
     MessageRejected,
     OutgoingSms,
@@ -25,8 +25,8 @@ from smsdispatch.providers import (
     TwilioProvider,
     UnknownOutcome,
 )
-from smsdispatch.schemas import TenantConfig
-from smsdispatch.simulator import RunningSimulator, SimAccount, SimulatorConfig, running_simulator
+from smsdispatch.contract import TenantConfig
+from smsdispatch.tools.simulator import RunningSimulator, SimAccount, SimulatorConfig, running_simulator
 
 LIVE_SID = "AC" + "11" * 16
 LIVE_TOKEN = "live-token-0123456789"

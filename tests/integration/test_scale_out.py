@@ -13,8 +13,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from smsdispatch.agents.worker import home_partition
 from smsdispatch.client import SmsClient
+from smsdispatch.runtime.worker import home_partition
 from tests.integration.conftest import Stack, running_stack
 from tests.integration.outcomes import now_ms, outcome_records
 from tests.integration.scale import (

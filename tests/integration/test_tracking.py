@@ -14,11 +14,11 @@ from collections.abc import Iterator
 import pytest
 from standardwebhooks import Webhook
 
+from smsdispatch.adapters.crypto import Keyring
+from smsdispatch.adapters.storage import DispatchLog, DispatchLogRow
 from smsdispatch.client import latest_tenant_records
-from smsdispatch.crypto import Keyring
-from smsdispatch.schemas import SmsDispatched, SmsRequested
-from smsdispatch.storage import DispatchLog, DispatchLogRow
-from smsdispatch.testing.processes import worker_metric
+from smsdispatch.contract import SmsDispatched, SmsRequested
+from smsdispatch.tools.testing.processes import worker_metric
 from tests.integration.conftest import LIVE_NUMBER, Stack, running_stack
 from tests.integration.outcomes import send_and_collect
 from tests.integration.webhook_receiver import Hit, WebhookReceiver

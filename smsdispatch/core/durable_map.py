@@ -1,0 +1,82 @@
+"""Work still to do, kept in a Faust table's store and made durable in its changelog: pending status polls and
+pending webhook deliveries.
+
+Like the ledger (:mod:`smsdispatch.core.ledger`), a :class:`DurableMap` writes to its store at once and to
+the changelog itself, returning once Kafka has the write, into the partition it is told (the tenant's): the
+worker that owns a tenant's partitions owns its pending work, and the next owner recovers it from the
+changelog after a rebalance or a restart. Writes are compare-and-set where a concurrent change must win (a
+callback settling a poll while the poll runs): the store is checked and written with no await in between, so
+on one event loop nothing interleaves.
+
+Limits: :meth:`scan` walks the store from a cursor, a bounded number of entries per call, so finding what is
+due costs a sweep of the whole store over several calls (fine for the thousands a worker holds pending; a
+due-time index would be the next step for millions). The store may hold partitions this worker owned before:
+callers filter by ownership.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, MutableMapping
+from functools import partial
+from typing import Any
+
+from smsdispatch.core.ledger import ChangelogWriter
+from smsdispatch.core.ledger_store import Cursor, LedgerStore, MappingStore
+
+#: The changelog write of a change already made in the store: call it (again, if it failed) until Kafka has it.
+ChangelogWrite = Callable[[], Awaitable[Any]]
+
+
+class DurableMap:
+    def __init__(self, store: LedgerStore | MutableMapping[bytes, bytes], write_changelog: ChangelogWriter) -> None:
+        self._store: LedgerStore = MappingStore(store) if isinstance(store, MutableMapping) else store
+        self._write_changelog = write_changelog
+        self._cursor: Cursor = None
+
+    def get(self, key: bytes) -> bytes | None:
+        return self._store.get(key)
+
+    def put(self, partition: int, key: bytes, value: bytes | None) -> ChangelogWrite:
+        """Write (``None``: delete) now in the store; returns the changelog write, for the caller to see through
+        (a retry repeats only the changelog write: the store already holds the change)."""
+        if value is None:
+            self._store.delete(partition, key)
+        else:
+            self._store.put(partition, key, value)
+        return partial(self._written, key, value, partition)
+
+    def add_if_absent(self, partition: int, key: bytes, value: bytes) -> ChangelogWrite | None:
+        """Write ``value`` unless the key is held already (a record seen again must not restart its schedule);
+        None when nothing was written."""
+        if self._store.get(key) is not None:
+            return None
+        return self.put(partition, key, value)
+
+    def discard(self, partition: int, key: bytes) -> ChangelogWrite | None:
+        """Delete the key if it is held; None when it was not."""
+        return self.put(partition, key, None) if self._store.get(key) is not None else None
+
+    def replace(self, partition: int, key: bytes, expected: bytes, value: bytes | None) -> ChangelogWrite | None:
+        """Write ``value`` (``None``: delete) only while the store still holds ``expected``; None when it does
+        not (someone else changed the entry since it was read, and their change stands)."""
+        if self._store.get(key) != expected:
+            return None
+        return self.put(partition, key, value)
+
+    def scan(self, limit: int) -> list[tuple[bytes, bytes]]:
+        """The next ``limit`` entries at most, going on from where the last call stopped (wrapping around)."""
+        taken, self._cursor = self._store.scan(self._cursor, limit)
+        return taken
+
+    def checkpoint(self) -> None:
+        self._store.checkpoint()
+
+    def __len__(self) -> int:
+        return self._store.approximate_len()
+
+    async def _written(self, key: bytes, value: bytes | None, partition: int) -> Any:
+        metadata = await self._write_changelog(key, value, partition)
+        offset = getattr(metadata, "offset", None)
+        if isinstance(offset, int):
+            self._store.applied(partition, offset)
+        return metadata

@@ -1,0 +1,99 @@
+"""Prometheus metrics of the worker, served on ``/metrics`` by the worker's web server."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from smsdispatch.contract import Outcome, SmsDispatched
+
+
+class DispatchMetrics:
+    """Requests in, outcomes out by code, send latency, requests in flight per tenant."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        self.requests = Counter(
+            "smsdispatch_requests", "sms.requested records taken by the dispatcher", registry=self.registry
+        )
+        self.outcomes = Counter(
+            "smsdispatch_outcomes",
+            "Outcomes emitted, by topic, status or error code, and tenant",
+            ["topic", "code", "tenant"],
+            registry=self.registry,
+        )
+        self.repeats = Counter(
+            "smsdispatch_repeated_requests",
+            "Requests seen again (redelivered or published twice) whose recorded outcome was re-emitted",
+            registry=self.registry,
+        )
+        self.send_seconds = Histogram(
+            "smsdispatch_send_seconds",
+            "Time from taking a request to its outcome, retries and reconciliation included, by tenant",
+            ["tenant"],
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+            registry=self.registry,
+        )
+        self.in_flight = Gauge(
+            "smsdispatch_in_flight",
+            "Requests being sent to Twilio, per tenant",
+            ["tenant"],
+            registry=self.registry,
+        )
+        self.held = Gauge(
+            "smsdispatch_pipeline_records",
+            "Records a pipeline holds: started and not yet acked (in flight, or waiting for earlier offsets)",
+            ["pipeline"],
+            registry=self.registry,
+        )
+        self.drained = Counter(
+            "smsdispatch_drained_records",
+            "Records handled by a drain (rebalance or shutdown), by result: acked after finishing, or given back",
+            ["pipeline", "result"],
+            registry=self.registry,
+        )
+        self.rate_waiting = Gauge(
+            "smsdispatch_rate_waiting",
+            "Requests waiting for their turn under their tenant's sending rate (tenants update --mps)",
+            ["tenant"],
+            registry=self.registry,
+        )
+        self.opt_outs = Counter(
+            "smsdispatch_opt_outs",
+            "Changes to tenants' suppression lists made by this worker, by source and change",
+            ["tenant", "source", "change"],
+            registry=self.registry,
+        )
+        self.polls = Counter(
+            "smsdispatch_status_polls",
+            "Pending status polls examined, by tenant and result (final, pending, error, gave_up, dropped)",
+            ["tenant", "result"],
+            registry=self.registry,
+        )
+        self.webhooks = Counter(
+            "smsdispatch_webhook_deliveries",
+            "Webhook delivery attempts, by tenant and result (delivered, retry, gave_up, dropped)",
+            ["tenant", "result"],
+            registry=self.registry,
+        )
+        self.sink_retries = Counter(
+            "smsdispatch_sink_retries",
+            "Dispatch-log writes that failed and are being retried (the database is unavailable)",
+            registry=self.registry,
+        )
+        self.sink_rows = Counter(
+            "smsdispatch_sink_outcomes", "Outcomes written to the dispatch log", registry=self.registry
+        )
+
+    def count_poll(self, tenant_id: str, result: str) -> None:
+        self.polls.labels(tenant_id, result).inc()
+
+    def count_webhook(self, tenant_id: str, result: str) -> None:
+        self.webhooks.labels(tenant_id, result).inc()
+
+    def count(self, outcome: Outcome) -> None:
+        # Tenants are few (each brings its own Twilio account), so a tenant label stays a small set of series.
+        tenant = outcome.tenant_id or ""
+        if isinstance(outcome, SmsDispatched):
+            self.outcomes.labels("sms.dispatched", outcome.status, tenant).inc()
+        else:
+            self.outcomes.labels("sms.failed", outcome.error.code.value, tenant).inc()

@@ -1,0 +1,56 @@
+"""Running the worker in this process: Faust's ``Worker`` around the app, with a bounded stop.
+
+The CLI's ``worker`` verb builds the settings, the keyring and the app
+(:func:`~smsdispatch.runtime.worker.build_worker`) and hands them here, so Faust's process machinery stays inside
+the runtime like the rest of Faust.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from smsdispatch.runtime.app import StreamsApp
+
+
+def run_worker(streams: StreamsApp, *, loglevel: str, logging_config: Mapping[str, Any], stop_seconds: float) -> None:
+    """Run the app until it is told to stop (SIGTERM, Ctrl-C); exits the process (Faust's ``Worker`` does)."""
+    from faust.worker import Worker
+
+    worker = bounded_stop_worker(Worker, stop_seconds)(
+        streams.app,
+        loglevel=loglevel,
+        logging_config=dict(logging_config),
+        quiet=True,
+        redirect_stdouts=False,
+    )
+    worker.execute_from_commandline()
+
+
+def bounded_stop_worker(worker_class: type[Any], seconds: float, exit: Callable[[int], None] = os._exit) -> type[Any]:
+    """Faust's Worker, with a watchdog armed by the first stop signal: if the process has not exited ``seconds``
+    later (a shutdown stuck on a broker that is away, a send that never returns), it exits with status 1.
+    Nothing is lost by that: offsets are committed only for finished records, so the rest is read again."""
+
+    class BoundedStopWorker(worker_class):  # type: ignore[misc]
+        def _schedule_shutdown(self, signal: Any) -> None:
+            if not self._signal_stop_time:
+                watchdog = threading.Timer(seconds, _give_up, args=(seconds, exit))
+                watchdog.daemon = True
+                watchdog.start()
+            super()._schedule_shutdown(signal)
+
+    return BoundedStopWorker
+
+
+def _give_up(seconds: float, exit: Callable[[int], None]) -> None:
+    logging.getLogger("smsdispatch.worker").error(
+        "the worker did not stop within %.0fs of the stop signal; exiting now, unfinished records stay uncommitted",
+        seconds,
+    )
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    exit(1)

@@ -1,0 +1,115 @@
+"""The worker's web pages: health, readiness, metrics, and Twilio's two webhooks (status callbacks, inbound
+messages).
+
+Twilio's webhooks may reach any worker (behind a load balancer), so both are checked against the view of every
+tenant (:mod:`smsdispatch.core.tenant_view`), and what they produce goes to Kafka, never to local state only:
+a status to ``sms.status``, an opt-out change to the suppression list through ``opt_out_changed``, which returns
+once it is durable. A webhook is answered 200 only after that, so Twilio retries one that was not recorded.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from faust.web import View
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from smsdispatch.contract import topics
+from smsdispatch.core.inbound import EMPTY_TWIML, OptOutChange, opt_out_from_inbound
+from smsdispatch.core.ledger import Ledger
+from smsdispatch.core.metrics import DispatchMetrics
+from smsdispatch.core.status import CallbackRejected, status_from_callback
+from smsdispatch.core.tenant_view import TenantView
+from smsdispatch.runtime.app import StreamsApp
+from smsdispatch.runtime.broker_health import BrokerHealth
+
+log = logging.getLogger("smsdispatch.worker")
+
+
+def add_pages(
+    streams: StreamsApp,
+    *,
+    public_url: str | None,
+    broker: BrokerHealth,
+    ledger: Ledger,
+    metrics: DispatchMetrics,
+    every_tenant: TenantView,
+    opt_out_changed: Callable[[OptOutChange], Awaitable[None]],
+    pending: Callable[[], dict[str, int]] = dict,
+) -> None:
+    """Register every page on the app (they serve once the app's web server runs)."""
+    app = streams.app
+    public = (public_url or "").rstrip("/")
+
+    def called_url(request: Any) -> str:
+        # Twilio signs the URL it called: ours as configured publicly, whatever proxy is in between.
+        return public + request.path_qs if public else str(request.url)
+
+    @app.page("/health")
+    async def health(web: Any, request: Any) -> Any:
+        """Always 200 while the process serves (a restart would not bring Kafka back); ``status`` is
+        ``degraded`` while Kafka is unreachable. ``pending``: status polls and webhook deliveries held."""
+        status = "ok" if broker.reachable else "degraded"
+        body = {"status": status, "kafka": broker.report(), "tenants": len(streams.tenants_table.data)}
+        return web.json({**body, "ledger": len(ledger), "pending": pending()})
+
+    @app.page("/ready")
+    async def ready(web: Any, request: Any) -> Any:
+        """200 once the tables are restored, no recovery runs and Kafka answers; 503 otherwise (a worker answers
+        /health from the start, but handles no record until its ledger and tenant tables are back)."""
+        restored = app.tables.recovery.completed.is_set() and not app.in_recovery
+        is_ready = restored and broker.reachable
+        return web.json({"ready": is_ready, "kafka": broker.reachable}, status=200 if is_ready else 503)
+
+    @app.page("/metrics")
+    async def prometheus(web: Any, request: Any) -> Any:
+        return web.bytes(generate_latest(metrics.registry), content_type=CONTENT_TYPE_LATEST.split(";")[0])
+
+    @app.page("/twilio/status/{tenant_id}")
+    class StatusCallback(View):
+        """Twilio's delivery receipts (POST only: Faust answers 405 to other methods)."""
+
+        async def post(self, request: Any, tenant_id: str) -> Any:
+            form = {key: str(value) for key, value in (await request.post()).items()}
+            try:
+                status = status_from_callback(
+                    await every_tenant.lookup(tenant_id),
+                    tenant_id,
+                    request.query.get("request_id"),
+                    called_url(request),
+                    form,
+                    request.headers.get("X-Twilio-Signature"),
+                )
+            except CallbackRejected as rejected:
+                log.warning("status callback refused for tenant %s: %s", tenant_id, rejected)
+                return self.text(str(rejected), status=rejected.status)
+            await streams.publish(topics.STATUS, tenant_id.encode(), status.to_bytes())
+            return self.text("", status=200)
+
+    @app.page("/twilio/inbound/{tenant_id}")
+    class InboundMessage(View):
+        """Messages recipients send to a tenant's number: STOP and START change its suppression list."""
+
+        async def post(self, request: Any, tenant_id: str) -> Any:
+            form = {key: str(value) for key, value in (await request.post()).items()}
+            try:
+                change = opt_out_from_inbound(
+                    await every_tenant.lookup(tenant_id),
+                    tenant_id,
+                    called_url(request),
+                    form,
+                    request.headers.get("X-Twilio-Signature"),
+                )
+            except CallbackRejected as rejected:
+                log.warning("inbound message refused for tenant %s: %s", tenant_id, rejected)
+                return self.text(str(rejected), status=rejected.status)
+            if change is not None:
+                await opt_out_changed(change)
+                what = "opted out of" if change.opted_out else "opted back into"
+                log.info("a recipient %s tenant %s's messages by an inbound message", what, tenant_id)
+            return self.text(EMPTY_TWIML, content_type="text/xml", status=200)
+
+    # Registered on the app by their decorators; named here so that nothing reads as unused.
+    _ = (health, ready, prometheus, StatusCallback, InboundMessage)

@@ -1,1 +1,0 @@
-"""The streaming layer: the Faust app and its topics, the idempotency ledger, and the tenant table."""

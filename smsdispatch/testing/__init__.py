@@ -1,5 +1,0 @@
-"""Test helpers we ship to our users, as structlog ships ``structlog.testing``.
-
-Import the pieces you need: ``smsdispatch.testing.postgres`` (a private PostgreSQL server for tests),
-``smsdispatch.simulator`` (the Twilio-compatible simulator) and the fakes here.
-"""

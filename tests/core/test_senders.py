@@ -1,0 +1,89 @@
+"""SenderPool: where Twilio reports delivery, and the sender each tenant gets."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+import pytest_asyncio
+
+from smsdispatch.adapters.twilio import OutgoingSms, TwilioHttp
+from smsdispatch.contract import SmsRequested
+from smsdispatch.core.senders import SenderPool
+from smsdispatch.core.tenants import ReadyTenant
+from smsdispatch.tools.testing.twilio_fakes import FakeTwilio
+
+from .fakes import TO, Tenants, token_config
+
+
+def request(request_id: str = "r-1", tenant_id: str = "acme") -> SmsRequested:
+    return SmsRequested(request_id=request_id, tenant_id=tenant_id, to=TO, body="Hello")
+
+
+def ready(tenants: Tenants, tenant_id: str = "acme") -> ReadyTenant:
+    tenant = tenants.directory().lookup(tenant_id)
+    assert isinstance(tenant, ReadyTenant)
+    return tenant
+
+
+@pytest_asyncio.fixture
+async def twilio_http() -> AsyncIterator[tuple[FakeTwilio, TwilioHttp]]:
+    twilio = FakeTwilio()
+    async with TwilioHttp("https://api.twilio.test", transport=twilio.transport) as http:
+        yield twilio, http
+
+
+@pytest.mark.asyncio
+async def test_the_status_callback_url_is_built_on_the_public_url_with_tenant_and_request_id_quoted(
+    twilio_http: tuple[FakeTwilio, TwilioHttp],
+) -> None:
+    pool = SenderPool(twilio_http[1], public_url="https://hooks.example.com/sms/")
+
+    url = pool.status_callback_url(request("order 42/a&b=c?", tenant_id="acme.eu"))
+
+    assert url == "https://hooks.example.com/sms/twilio/status/acme.eu?request_id=order%2042%2Fa%26b%3Dc%3F"
+
+
+@pytest.mark.asyncio
+async def test_there_is_no_status_callback_without_a_public_url(twilio_http: tuple[FakeTwilio, TwilioHttp]) -> None:
+    assert SenderPool(twilio_http[1]).status_callback_url(request()) is None
+
+
+@pytest.mark.asyncio
+async def test_a_send_asks_twilio_to_call_back_on_the_requests_url(twilio_http: tuple[FakeTwilio, TwilioHttp]) -> None:
+    twilio, http = twilio_http
+    tenants = Tenants()
+    tenants.add("acme")
+    pool = SenderPool(http, public_url="https://hooks.example.com")
+
+    await pool.sender_for(ready(tenants), request("r-7")).send(OutgoingSms(TO, "Hello"))
+
+    [form] = twilio.creates()
+    assert form["StatusCallback"] == "https://hooks.example.com/twilio/status/acme?request_id=r-7"
+    assert (form["To"], form["Body"]) == (TO, "Hello")
+
+
+@pytest.mark.asyncio
+async def test_a_send_without_a_public_url_asks_for_no_callback(twilio_http: tuple[FakeTwilio, TwilioHttp]) -> None:
+    twilio, http = twilio_http
+    tenants = Tenants()
+    tenants.add("acme")
+
+    await SenderPool(http).sender_for(ready(tenants), request()).send(OutgoingSms(TO, "Hello"))
+
+    [form] = twilio.creates()
+    assert "StatusCallback" not in form
+
+
+@pytest.mark.asyncio
+async def test_a_tenants_new_record_takes_effect_on_its_next_send(twilio_http: tuple[FakeTwilio, TwilioHttp]) -> None:
+    twilio, http = twilio_http
+    tenants = Tenants()
+    tenants.add("acme", config=token_config(from_number="+15005550006"))
+    pool = SenderPool(http)
+    await pool.sender_for(ready(tenants), request("r-1")).send(OutgoingSms(TO, "first"))
+
+    tenants.add("acme", config=token_config(from_number="+15017122661"))
+    await pool.sender_for(ready(tenants), request("r-2")).send(OutgoingSms(TO, "second"))
+
+    assert [form["From"] for form in twilio.creates()] == ["+15005550006", "+15017122661"]
