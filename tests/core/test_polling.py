@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from pydantic import SecretStr
 
 from smsdispatch.adapters.twilio import (
     AuthenticationError,
@@ -21,13 +20,10 @@ from smsdispatch.adapters.twilio import (
     TwilioProvider,
 )
 from smsdispatch.contract import (
-    EncryptedConfig,
     ErrorCode,
     ErrorInfo,
     SmsDispatched,
     SmsStatus,
-    TenantConfig,
-    TenantRecord,
 )
 from smsdispatch.core.polling import (
     PendingPoll,
@@ -43,7 +39,7 @@ from smsdispatch.core.polling import (
 )
 from smsdispatch.core.tenants import ReadyTenant
 from smsdispatch.tools.testing.twilio_fakes import FakeTwilio, message_json
-from tests.accounts import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER, TO
+from tests.accounts import ACCOUNT_SID, TO, ready_tenant
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 POLL = 600.0
@@ -51,15 +47,7 @@ Answer = MessageStatusInfo | Exception
 
 
 def tenant(tenant_id: str = "acme", *, test_credentials: bool = False) -> ReadyTenant:
-    record = TenantRecord(
-        tenant_id=tenant_id,
-        config=EncryptedConfig(kid="k1", ciphertext="sealed"),
-        verified=True,
-        test_credentials=test_credentials,
-        updated_at=T0,
-    )
-    config = TenantConfig(account_sid=ACCOUNT_SID, auth_token=SecretStr(AUTH_TOKEN), from_number=FROM_NUMBER)
-    return ReadyTenant(record=record, config=config)
+    return ready_tenant(tenant_id, test_credentials=test_credentials)
 
 
 def sid(n: int) -> str:

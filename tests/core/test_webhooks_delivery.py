@@ -14,16 +14,12 @@ import httpx
 import pytest
 import pytest_asyncio
 from aiohttp import web
-from pydantic import SecretStr
 from standardwebhooks import Webhook
 
 from smsdispatch.contract import (
-    EncryptedConfig,
     ErrorCode,
     ErrorInfo,
     SmsDispatched,
-    TenantConfig,
-    TenantRecord,
 )
 from smsdispatch.core.tenants import ReadyTenant
 from smsdispatch.core.webhook_delivery import (
@@ -33,7 +29,7 @@ from smsdispatch.core.webhook_delivery import (
     new_webhook_client,
 )
 from smsdispatch.core.webhooks import PendingDelivery, delivery_for
-from tests.accounts import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER, TO
+from tests.accounts import TO, ready_tenant
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
@@ -43,16 +39,7 @@ def new_secret() -> str:
 
 
 def tenant(tenant_id: str, url: str | None, secret: str | None) -> ReadyTenant:
-    record = TenantRecord(
-        tenant_id=tenant_id, config=EncryptedConfig(kid="k", ciphertext="x"), verified=True, webhook_url=url
-    )
-    config = TenantConfig(
-        account_sid=ACCOUNT_SID,
-        auth_token=SecretStr(AUTH_TOKEN),
-        from_number=FROM_NUMBER,
-        webhook_secret=SecretStr(secret) if secret else None,
-    )
-    return ReadyTenant(record=record, config=config)
+    return ready_tenant(tenant_id, webhook_url=url, webhook_secret=secret)
 
 
 def outcome(n: int, tenant_id: str = "acme") -> SmsDispatched:
