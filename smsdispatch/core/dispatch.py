@@ -28,13 +28,13 @@ import asyncio
 import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Collection
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from datetime import UTC, datetime
+from typing import Any
 
 from smsdispatch.contract import ErrorCode, ErrorInfo, Outcome, SmsDispatched, SmsFailed, SmsRequested, topics
 from smsdispatch.core.admission import Admission
 from smsdispatch.core.decode import decode_request
+from smsdispatch.core.dispatch_model import DispatcherOptions, InboundRecord, Job, Publisher, Routed
 from smsdispatch.core.ledger import Ledger, LedgerEntry, ledger_key, origin_key
 from smsdispatch.core.metrics import DispatchMetrics
 from smsdispatch.core.outcomes import failed_outcome, log_outcome
@@ -44,54 +44,6 @@ from smsdispatch.core.senders import Senders, send_one
 from smsdispatch.core.tenants import ReadyTenant, TenantDirectory
 
 log = logging.getLogger("smsdispatch.dispatcher")
-
-
-@dataclass(frozen=True, slots=True)
-class InboundRecord:
-    """One ``sms.requested`` record as the stream delivered it."""
-
-    key: bytes | None
-    value: bytes | None
-    partition: int
-    offset: int
-    timestamp: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class Routed:
-    """A decoded record and where it is handled: here (``key``), or forwarded to ``forward_to``."""
-
-    record: InboundRecord
-    decoded: SmsRequested | SmsFailed
-    #: The ledger key of a request handled on this partition; None for a failure or a forward.
-    key: bytes | None
-    #: For a forward: the request as it goes to its tenant's partition (``forward_to``, None = the partitioner's).
-    forward_value: bytes | None = None
-    forward_to: int | None = None
-
-
-class Publisher(Protocol):
-    """Sends one record; the awaitable completes when Kafka has acknowledged it."""
-
-    def __call__(self, topic: str, key: bytes, value: bytes, partition: int | None = None) -> Awaitable[Any]: ...
-
-
-@dataclass(frozen=True)
-class DispatcherOptions:
-    tenant_concurrency: int = 100
-    ledger_retention: timedelta = timedelta(days=7)
-    expire_every: timedelta = timedelta(minutes=10)
-    #: Entries examined per pass at most, so one expiry pass never stalls the loop for long; a pass that did not
-    #: get through the store goes on at the next call instead of waiting for ``expire_every``.
-    expire_limit: int = 10_000
-    #: A send (retries and reconciliation included) is abandoned as ``outcome_unknown`` after this long, so a
-    #: ``sending`` entry older than this (plus ``fence_margin`` for clocks) cannot belong to a send in flight.
-    send_deadline: float = 60.0
-    fence_margin: float = 2.0
-    #: Where requests belong: the partition of sms.requested for a tenant_id, or None to accept any partition.
-    partition_for: Callable[[str], int | None] = field(default=lambda _tenant: None)
-    #: Waits (bounded) until the tenant table has applied everything already on sms.tenants for these tenants.
-    tenants_caught_up: Callable[[set[str]], Awaitable[None]] | None = None
 
 
 class Dispatcher:
@@ -191,44 +143,68 @@ class Dispatcher:
         await self._durably(lambda: self._ledger.mark(origin, entry))
 
     async def _dispatch(self, record: InboundRecord, request: SmsRequested, key: bytes, work: Work[Any]) -> None:
-        previous = self._ledger.get(key)
-        if previous is not None and previous.state == "done":
-            if not previous.emitted(record.offset):
-                await self._emit(key, previous, record)
-                self._metrics.repeats.inc()
+        """The request's phases, in order, over one :class:`Job`: each either answers it (sets ``outcome``) or
+        hands it to the next; the outcome is then recorded and published."""
+        job = Job(record, request, key, work, previous=self._ledger.get(key))
+        if await self._repeated(job):
             return
-        tenant = await self._tenant(request.tenant_id)
-        if isinstance(tenant, ErrorInfo):
-            if previous is not None:
-                # An earlier run may have sent it, and without the tenant's credentials nobody can ask Twilio.
-                tenant = ErrorInfo(
-                    code=ErrorCode.OUTCOME_UNKNOWN,
-                    message=f"an earlier run may have sent it and it cannot be confirmed: {tenant.message}",
-                )
-            work.irrevocable()
-            attempts = previous.attempts if previous is not None else 0
-            outcome: Outcome = failed_outcome(request, tenant, attempts=attempts)
-        else:
-            if previous is None:
-                refusal = await self._admission.admit(request, self._rate_of(request.tenant_id), self._clock())
-                if refusal is not None:
-                    work.irrevocable()
-                    await self._finish(key, record, failed_outcome(request, refusal, attempts=0))
-                    return
-            else:
-                # It may have been sent: reconciliation decides, and the provider still checks expires_at.
-                await self._fence(previous)
-            now = self._clock()
-            since = (previous.since or previous.at) if previous is not None else None
-            attempts = previous.attempts if previous is not None else 0
-            sending = LedgerEntry(state="sending", partition=record.partition, at=now, since=since, attempts=attempts)
-            work.irrevocable()
-            # In Kafka before the HTTP call: a crash from here on leaves "sending" behind, never a blind resend.
-            await self._durably(lambda: self._ledger.mark(key, sending))
-            outcome = await self._send(request, tenant, previous)
-            # The suppression list before the outcome: a subscriber resending on a 21610 is refused at once.
-            await self._admission.learn(outcome)
-        await self._finish(key, record, outcome)
+        for phase in (self._resolve_tenant, self._admit, self._mark_sending, self._send_and_learn):
+            await phase(job)
+            if job.outcome is not None:
+                break
+        assert job.outcome is not None, "the last phase always answers"
+        work.irrevocable()
+        await self._finish(key, record, job.outcome)
+
+    async def _repeated(self, job: Job) -> bool:
+        """Already answered (a redelivery, or the request published again): re-emit the recorded outcome."""
+        previous = job.previous
+        if previous is None or previous.state != "done":
+            return False
+        if not previous.emitted(job.record.offset):
+            await self._emit(job.key, previous, job.record)
+            self._metrics.repeats.inc()
+        return True
+
+    async def _resolve_tenant(self, job: Job) -> None:
+        found = await self._tenant(job.request.tenant_id)
+        if isinstance(found, ReadyTenant):
+            job.tenant = found
+            return
+        if job.previous is not None:
+            # An earlier run may have sent it, and without the tenant's credentials nobody can ask Twilio.
+            found = ErrorInfo(
+                code=ErrorCode.OUTCOME_UNKNOWN,
+                message=f"an earlier run may have sent it and it cannot be confirmed: {found.message}",
+            )
+        job.outcome = failed_outcome(job.request, found, attempts=job.attempts_so_far)
+
+    async def _admit(self, job: Job) -> None:
+        """A new request passes admission (opt-outs, expiry, the tenant's rate); one an earlier run marked
+        ``sending`` may have been sent, so it waits out that send instead and reconciliation decides (the provider
+        still checks ``expires_at``)."""
+        if job.previous is not None:
+            await self._fence(job.previous)
+            return
+        refusal = await self._admission.admit(job.request, self._rate_of(job.request.tenant_id), self._clock())
+        if refusal is not None:
+            job.outcome = failed_outcome(job.request, refusal, attempts=0)
+
+    async def _mark_sending(self, job: Job) -> None:
+        previous = job.previous
+        since = (previous.since or previous.at) if previous is not None else None
+        sending = LedgerEntry(
+            state="sending", partition=job.record.partition, at=self._clock(), since=since, attempts=job.attempts_so_far
+        )
+        job.work.irrevocable()
+        # In Kafka before the HTTP call: a crash from here on leaves "sending" behind, never a blind resend.
+        await self._durably(lambda: self._ledger.mark(job.key, sending))
+
+    async def _send_and_learn(self, job: Job) -> None:
+        assert job.tenant is not None, "resolved before"
+        job.outcome = await self._send(job.request, job.tenant, job.previous)
+        # The suppression list before the outcome: a subscriber resending on a 21610 is refused at once.
+        await self._admission.learn(job.outcome)
 
     def _rate_of(self, tenant_id: str) -> Callable[[], int | None]:
         """The tenant's sending rate as its current record says: a ``tenants update`` applies to waiting requests."""

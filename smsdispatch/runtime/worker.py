@@ -29,7 +29,8 @@ from smsdispatch.contract import topics
 from smsdispatch.contract.settings import Settings
 from smsdispatch.core.admission import Admission
 from smsdispatch.core.continuity import Continuity
-from smsdispatch.core.dispatch import Dispatcher, DispatcherOptions, InboundRecord
+from smsdispatch.core.dispatch import Dispatcher
+from smsdispatch.core.dispatch_model import DispatcherOptions, InboundRecord
 from smsdispatch.core.durable_map import DurableMap
 from smsdispatch.core.ledger import Ledger
 from smsdispatch.core.logsink import Batcher, Loggable, LogSink, parse_outcome

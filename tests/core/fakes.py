@@ -27,7 +27,8 @@ from smsdispatch.adapters.crypto import Keyring, generate_key
 from smsdispatch.adapters.twilio import OutgoingSms, SendResult, segment_info
 from smsdispatch.contract import SmsRequested, TenantConfig, TenantRecord, topics
 from smsdispatch.core.admission import Admission
-from smsdispatch.core.dispatch import Dispatcher, DispatcherOptions, InboundRecord
+from smsdispatch.core.dispatch import Dispatcher
+from smsdispatch.core.dispatch_model import DispatcherOptions, InboundRecord
 from smsdispatch.core.ledger import Ledger
 from smsdispatch.core.pipeline import Pipeline
 from smsdispatch.core.senders import Sender

@@ -8,7 +8,7 @@ import pytest
 
 from smsdispatch.adapters.twilio import MessageRejected
 from smsdispatch.contract import ErrorCode, SmsDispatched, SmsFailed, topics
-from smsdispatch.core.dispatch import DispatcherOptions
+from smsdispatch.core.dispatch_model import DispatcherOptions
 from smsdispatch.core.ledger import ledger_key
 
 from .fakes import OTHER_KEYRING, TO, Emitted, Tenants, accepted, harness, inbound, request_json

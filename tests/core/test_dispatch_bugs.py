@@ -8,7 +8,7 @@ import pytest
 from aiokafka.errors import MessageSizeTooLargeError
 
 from smsdispatch.contract import ErrorCode, SmsFailed, topics
-from smsdispatch.core.dispatch import Routed
+from smsdispatch.core.dispatch_model import Routed
 from smsdispatch.core.pipeline import Work
 
 from .fakes import RecordingPublisher, harness, inbound, request_json

@@ -11,7 +11,7 @@ from datetime import timedelta
 import pytest
 
 from smsdispatch.contract import topics
-from smsdispatch.core.dispatch import DispatcherOptions
+from smsdispatch.core.dispatch_model import DispatcherOptions
 from smsdispatch.core.ledger import LedgerEntry, ledger_key
 from smsdispatch.tools.testing.ledger import InMemoryChangelog
 
