@@ -282,7 +282,9 @@ class Dispatcher:
         value = entry.outcome.encode()
         tenant_key = key.split(b"\x1f", 1)[0]
         topic = entry.outcome_topic
-        await self._durably(lambda: self._publish(topic, tenant_key, value))
+        # The tenant's partition, as the default partitioner would choose it, without hashing the key again.
+        home = self._options.partition_for(tenant_key.decode())
+        await self._durably(lambda: self._publish(topic, tenant_key, value, home))
         emitted = entry.model_copy(update={"emitted_through": record.offset})
         await self._durably(lambda: self._ledger.mark(key, emitted))
 

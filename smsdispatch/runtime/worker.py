@@ -13,6 +13,7 @@ and webhook deliveries it asks for are durable first.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -60,8 +61,10 @@ from smsdispatch.runtime.tenant_progress import TenantStreamProgress
 log = logging.getLogger("smsdispatch.worker")
 
 
+@functools.lru_cache(maxsize=100_000)
 def home_partition(tenant_id: str, partitions: int) -> int:
-    """The partition Kafka's default (murmur2) partitioner gives a tenant_id key: Java's, aiokafka's, ours."""
+    """The partition Kafka's default (murmur2) partitioner gives a tenant_id key: Java's, aiokafka's, ours.
+    Cached: murmur2 is pure Python here and every request and outcome asks, for the same few tenants."""
     hashed: int = murmur2(tenant_id.encode())
     return (hashed & 0x7FFFFFFF) % partitions
 

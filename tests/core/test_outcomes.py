@@ -56,7 +56,7 @@ def test_the_log_record_carries_ids_and_code_as_fields_but_never_the_body(
         REQUEST, ErrorInfo(code=ErrorCode.PROVIDER_REJECTED, message="invalid To", provider_code=21211), attempts=1
     )
 
-    with caplog.at_level(logging.INFO, logger=logger.name):
+    with caplog.at_level(logging.DEBUG, logger=logger.name):
         log_outcome(logger, dispatched_outcome(REQUEST, accepted(TO, REQUEST.body, sid="SM" + "d" * 32), 1))
         log_outcome(logger, failed)
 
@@ -72,3 +72,16 @@ def test_the_log_record_carries_ids_and_code_as_fields_but_never_the_body(
     }
     assert (second["event"], second["code"], second["provider_code"]) == ("sms.failed", "provider_rejected", 21211)
     assert all("9412" not in record.getMessage() + str(record.__dict__["fields"]) for record in caplog.records)
+
+
+def test_failures_are_logged_at_info_and_successes_only_at_debug(caplog: pytest.LogCaptureFixture) -> None:
+    logger = logging.getLogger("smsdispatch.test-outcome-levels")
+    failed = failed_outcome(REQUEST, ErrorInfo(code=ErrorCode.EXPIRED, message="stale"), attempts=0)
+
+    with caplog.at_level(logging.INFO, logger=logger.name):
+        log_outcome(logger, dispatched_outcome(REQUEST, accepted(TO, REQUEST.body), 1))
+        log_outcome(logger, failed)
+
+    assert [(record.levelno, record.__dict__["fields"]["event"]) for record in caplog.records] == [
+        (logging.INFO, "sms.failed")
+    ]
