@@ -13,6 +13,7 @@ and webhook deliveries it asks for are durable first.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 from collections.abc import Awaitable, Callable
@@ -322,8 +323,8 @@ def _pipeline(streams: StreamsApp, metrics: DispatchMetrics, name: str, max_pend
 
 async def _log_one(batcher: Batcher, tracker: Tracker, outcome: Loggable | None, work: Work[Any]) -> None:
     if outcome is not None:
-        await batcher.add(outcome)
-        await tracker.observe(outcome)
+        # Side by side: a webhook or a poll never waits for the database, and the record is acked after both.
+        await asyncio.gather(batcher.add(outcome), tracker.observe(outcome))
 
 
 def _tracker(

@@ -161,7 +161,7 @@ async def test_a_postgres_outage_stalls_the_sink_not_the_dispatcher_and_loses_no
                 break
             await asyncio.sleep(0.25)
         assert sink_retries(pg_stack.worker_url) > retries_before
-        assert "dispatch log write failed" in pg_stack.worker.log_text()
+        assert "to the dispatch log failed" in pg_stack.worker.log_text()
     finally:
         postgres_server.start()
     rows = await rows_when(pg_stack.database_url, {r.request_id for r in requests}, lambda r: r.status == "delivered")
