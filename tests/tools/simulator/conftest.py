@@ -65,6 +65,27 @@ def messages_url(base_url: str, account_sid: str = LIVE_SID) -> str:
     return f"{base_url}/2010-04-01/Accounts/{account_sid}/Messages.json"
 
 
+async def post_message(
+    http: aiohttp.ClientSession,
+    simulator: RunningSimulator,
+    form: dict[str, str],
+    *,
+    headers: dict[str, str] | None = None,
+    account_sid: str = LIVE_SID,
+) -> tuple[int, Any]:
+    """A create, as Twilio's clients send it: the answer's status and JSON body."""
+    url = messages_url(simulator.base_url, account_sid)
+    async with http.post(url, data=form, headers=headers if headers is not None else LIVE_AUTH) as response:
+        return response.status, await response.json()
+
+
+async def fetch_message(http: aiohttp.ClientSession, simulator: RunningSimulator, sid: str) -> dict[str, Any]:
+    """``GET …/Messages/{sid}.json`` on the live account."""
+    async with http.get(f"{messages_url(simulator.base_url)[: -len('.json')]}/{sid}.json", headers=LIVE_AUTH) as r:
+        body: dict[str, Any] = await r.json()
+        return body
+
+
 def basic(username: str, password: str) -> dict[str, str]:
     return {"Authorization": aiohttp.encode_basic_auth(username, password)}
 

@@ -27,8 +27,9 @@ from .conftest import (
     TEST_TOKEN,
     CallbackReceiver,
     basic,
+    fetch_message,
     make_config,
-    messages_url,
+    post_message,
 )
 
 
@@ -44,17 +45,10 @@ async def create(
     form = {"To": RECIPIENT, "Body": "track me", **(sender or {"From": SENDER})}
     if callback is not None:
         form["StatusCallback"] = callback
-    async with http.post(messages_url(simulator.base_url, account_sid), data=form, headers=headers) as response:
-        assert response.status == 201
-        body: dict[str, Any] = await response.json()
-        return body
-
-
-async def fetch(http: aiohttp.ClientSession, simulator: RunningSimulator, sid: str) -> dict[str, Any]:
-    url = f"{simulator.base_url}/2010-04-01/Accounts/{LIVE_SID}/Messages/{sid}.json"
-    async with http.get(url, headers=LIVE_AUTH) as response:
-        body: dict[str, Any] = await response.json()
-        return body
+    status, body = await post_message(http, simulator, form, headers=headers, account_sid=account_sid)
+    assert status == 201
+    created: dict[str, Any] = body
+    return created
 
 
 @pytest.mark.asyncio
@@ -122,7 +116,7 @@ async def test_fetched_message_reaches_delivered_with_date_sent_and_price(
     message = await create(http, simulator, receiver.url)
     await receiver.wait_for(2)
 
-    fetched = await fetch(http, simulator, message["sid"])
+    fetched = await fetch_message(http, simulator, message["sid"])
 
     assert (fetched["status"], fetched["error_code"]) == ("delivered", None)
     assert fetched["date_sent"] is not None
@@ -136,7 +130,7 @@ async def test_undelivered_messages_report_a_30xxx_code(
     async with running_simulator(make_config(undelivered_rate=1.0)) as simulator:
         message = await create(http, simulator, receiver.url)
         callbacks = await receiver.wait_for(2)
-        fetched = await fetch(http, simulator, message["sid"])
+        fetched = await fetch_message(http, simulator, message["sid"])
 
     final = callbacks[-1].form
     assert final["MessageStatus"] == "undelivered"

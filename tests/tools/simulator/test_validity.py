@@ -25,8 +25,10 @@ from .conftest import (
     TEST_TOKEN,
     CallbackReceiver,
     basic,
+    fetch_message,
     make_config,
     messages_url,
+    post_message,
 )
 
 
@@ -39,19 +41,12 @@ async def create(
     account_sid: str = LIVE_SID,
 ) -> tuple[int, Any]:
     form = {"To": RECIPIENT, "From": SENDER, "Body": "hello", **(extra or {})}
-    async with http.post(messages_url(simulator.base_url, account_sid), data=form, headers=headers) as response:
-        return response.status, await response.json()
+    return await post_message(http, simulator, form, headers=headers, account_sid=account_sid)
 
 
 async def sim_messages(http: aiohttp.ClientSession, simulator: RunningSimulator) -> dict[str, dict[str, Any]]:
     async with http.get(f"{simulator.base_url}/_sim/messages") as response:
         return {m["sid"]: m for m in await response.json()}
-
-
-async def fetch(http: aiohttp.ClientSession, simulator: RunningSimulator, sid: str) -> dict[str, Any]:
-    async with http.get(f"{messages_url(simulator.base_url)[: -len('.json')]}/{sid}.json", headers=LIVE_AUTH) as r:
-        body: dict[str, Any] = await r.json()
-        return body
 
 
 @pytest.mark.asyncio
@@ -145,7 +140,7 @@ async def test_queued_message_past_its_validity_period_ends_failed_30001_with_a_
         form = {"ValidityPeriod": "1", "StatusCallback": receiver.url}
         created = [(await create(http, simulator, form))[1] for _ in range(3)]
         callbacks = await receiver.wait_for(4)
-        fetched = {m["sid"]: await fetch(http, simulator, m["sid"]) for m in created}
+        fetched = {m["sid"]: await fetch_message(http, simulator, m["sid"]) for m in created}
         async with http.get(messages_url(simulator.base_url), headers=LIVE_AUTH) as response:
             listed = {m["sid"]: m for m in (await response.json())["messages"]}
         summaries = await sim_messages(http, simulator)
@@ -179,7 +174,7 @@ async def test_service_message_past_its_validity_goes_accepted_queued_failed_300
         _, first = await create(http, simulator, form)
         _, second = await create(http, simulator, form)
         await receiver.wait_for(5)
-        fetched = await fetch(http, simulator, second["sid"])
+        fetched = await fetch_message(http, simulator, second["sid"])
 
     assert second["status"] == "accepted"
     assert receiver.statuses_of(first["sid"]) == ["queued", "sent", "delivered"]
