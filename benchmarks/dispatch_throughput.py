@@ -131,13 +131,18 @@ async def latencies(broker: str, tenants: list[str], rate: float, seconds: float
     start_ms = int(time.time() * 1000) - 1000
     published: dict[str, float] = {}
     async with SmsClient(broker) as client:
+        # Every 10 ms, the requests due by then, in one pipelined publish: one acknowledged round trip per request
+        # would cost this process more CPU than the worker spends, on the same two cores.
         started = time.perf_counter()
-        for n, request in enumerate(requests):
-            delay = started + n / rate - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            published[request.request_id] = time.time()
-            await client.publish(request)
+        sent = 0
+        while sent < total:
+            due = min(total, int((time.perf_counter() - started) * rate) + 1)
+            batch = requests[sent:due]
+            moment = time.time()
+            published.update((request.request_id, moment) for request in batch)
+            await client.publish_many(batch)
+            sent = due
+            await asyncio.sleep(max(0.0, started + sent / rate - time.perf_counter(), 0.01))
         outcomes = await client.wait_for(list(published), timeout=600, since_ms=start_ms)
     took = sorted(
         (outcome.dispatched_at.timestamp() if isinstance(outcome, SmsDispatched) else time.time())

@@ -99,7 +99,11 @@ def _positive_int(text: str) -> int:
 def _webhook_url(text: str) -> str:
     parts = urlsplit(text)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an http(s) URL")
+        raise argparse.ArgumentTypeError("is not an http(s) URL with a host")
+    if parts.username is not None or parts.password is not None:
+        # The URL is stored in plaintext on sms.tenants: credentials in it would be a secret in a topic. The
+        # signature is what proves a webhook comes from smsdispatch.
+        raise argparse.ArgumentTypeError("must not carry a user name or password (the signature authenticates)")
     if len(text) > 2048:
         raise argparse.ArgumentTypeError("is longer than 2048 characters")
     return text

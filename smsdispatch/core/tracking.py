@@ -72,7 +72,15 @@ class Tracker:
         self._kafka_trouble = ThrottledWarning(log)
 
     async def observe(self, record: Record) -> None:
-        """Enqueue what ``record`` asks for; returns once that is durable."""
+        """Enqueue what ``record`` asks for; returns once that is durable. A failure retrying cannot cure (a bug)
+        is logged and the record's poll or webhook skipped: the log sink, which acks the record after this, must
+        not stall its partition for it."""
+        try:
+            await self._observe(record)
+        except Exception:
+            log.exception("could not enqueue the status poll or webhook of a record of tenant %s", record.tenant_id)
+
+    async def _observe(self, record: Record) -> None:
         tenant_id = record.tenant_id
         if not tenant_id:
             return  # an unreadable request's failure names no tenant: nobody to poll for or call

@@ -253,8 +253,8 @@ class WebhookDeliverer:
         except TimeoutError:
             return self._failed(key, raw, pending, f"no answer within {timeout:g}s")
         except Exception as error:  # connection refused, DNS, TLS, an invalid URL: all worth another try later
-            detail = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
-            return self._failed(key, raw, pending, detail)
+            # The type only: a library's message may quote the URL, and this text is kept with the delivery.
+            return self._failed(key, raw, pending, type(error).__name__)
         if 200 <= status < 300:
             return DeliveryResult(key, pending.tenant_id, raw, None, "delivered", pending.webhook_id)
         return self._failed(key, raw, pending, f"HTTP {status}")

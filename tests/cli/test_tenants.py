@@ -274,6 +274,7 @@ def test_rotating_the_webhook_secret_prints_a_new_one_and_removing_the_webhook_s
         (["--mps", "0"], "between 1 and 10000"),
         (["--mps", "fast"], "not a whole number"),
         (["--webhook-url", "ftp://x"], "http(s) URL"),
+        (["--webhook-url", "https://user:pw@hooks.example/sms"], "must not carry a user name or password"),
     ],
 )
 def test_a_bad_rate_or_webhook_url_is_bad_usage(

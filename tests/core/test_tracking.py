@@ -54,7 +54,12 @@ class Receiver:
 
 
 class World:
-    def __init__(self, tenants: dict[str, ReadyTenant], receiver: Receiver | None = None) -> None:
+    def __init__(
+        self,
+        tenants: dict[str, ReadyTenant],
+        receiver: Receiver | None = None,
+        lookup: Callable[[str], ReadyTenant | ErrorInfo] | None = None,
+    ) -> None:
         self.now = T0
         self.tenants = tenants
         self.answers = StatusAnswers()
@@ -71,7 +76,7 @@ class World:
         self.tracker = Tracker(
             polls=DurableMap(self.polls, self.polls_changelog),
             webhooks=DurableMap(self.webhooks, self.webhooks_changelog),
-            tenants=self.lookup,
+            tenants=lookup or self.lookup,
             poller=StatusPoller(
                 tenants=self.lookup, providers=lambda _tenant: self.answers, options=PollOptions(poll_seconds=2)
             ),
@@ -214,3 +219,16 @@ async def test_tenants_without_a_webhook_get_no_deliveries_and_unknown_tenants_n
 
     assert world.webhooks == {}
     assert world.receiver.requests == []
+
+
+@pytest.mark.asyncio
+async def test_a_bug_while_tracking_is_logged_and_never_stalls_the_log_sink(caplog: pytest.LogCaptureFixture) -> None:
+    def broken(_tenant_id: str) -> ReadyTenant | ErrorInfo:
+        raise TypeError("a bug")
+
+    world = World({"acme": ready_tenant()}, lookup=broken)
+
+    await world.tracker.observe(dispatched())  # returns: the log sink acks the record
+
+    assert "could not enqueue" in caplog.text
+    assert world.polls == {}
