@@ -103,10 +103,11 @@ class Tracker:
     async def poll_due(self, owned: Callable[[int], bool]) -> int:
         """Poll what is due among the next entries of the store (of tenants on ``owned`` partitions); publish
         the statuses found, then update the entries. Returns how many entries were polled or settled."""
-        items = self._polls.scan(SCAN_LIMIT)
+        now = self._clock()
+        items = [(key, raw) for key, raw in self._polls.scan(SCAN_LIMIT) if not _later_than(raw, now)]
         if not items:
             return 0
-        results = await self._poller.run_due(items, self._clock(), self._owns(owned))
+        results = await self._poller.run_due(items, now, self._owns(owned))
         for result in results:
             if result.status is not None:
                 status = result.status
@@ -119,8 +120,9 @@ class Tracker:
 
     def deliver_due(self, owned: Callable[[int], bool]) -> int:
         """Start the due deliveries among the next entries of the store; returns how many were started."""
-        items = self._webhooks.scan(SCAN_LIMIT)
-        return len(self._deliverer.start_due(items, self._clock(), self._owns(owned))) if items else 0
+        now = self._clock()
+        items = [(key, raw) for key, raw in self._webhooks.scan(SCAN_LIMIT) if not _later_than(raw, now)]
+        return len(self._deliverer.start_due(items, now, self._owns(owned))) if items else 0
 
     async def stop_deliveries(self) -> None:
         """Cancel the deliveries running (a rebalance, a shutdown): their entries stay pending for the owner."""
@@ -149,3 +151,20 @@ class Tracker:
         """See a write through to Kafka (None: there was nothing to write)."""
         if write is not None:
             await until_taken(write, self._kafka_trouble, "a tracking write")
+
+
+_NEXT_AT = b'"next_at":"'
+
+
+def _later_than(raw: bytes, now: datetime) -> bool:
+    """Whether a pending entry is due only after ``now``, read from its JSON without parsing the rest (most
+    entries a pass examines are not due, and a full parse of each, every second, cost more than the work).
+    Unreadable: False, so the full parse decides what to do with it."""
+    start = raw.rfind(_NEXT_AT)
+    if start < 0:
+        return False
+    start += len(_NEXT_AT)
+    try:
+        return datetime.fromisoformat(raw[start : raw.find(b'"', start)].decode()) > now
+    except ValueError:
+        return False

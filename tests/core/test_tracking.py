@@ -232,3 +232,19 @@ async def test_a_bug_while_tracking_is_logged_and_never_stalls_the_log_sink(capl
 
     assert "could not enqueue" in caplog.text
     assert world.polls == {}
+
+
+def test_entries_not_yet_due_are_recognised_from_their_json_without_a_full_parse() -> None:
+    from smsdispatch.core.polling import pending_for
+    from smsdispatch.core.tracking import _later_than
+    from smsdispatch.core.webhooks import delivery_for
+
+    _, poll = pending_for(dispatched(), poll_seconds=600)
+    _, delivery = delivery_for(dispatched(), ready_tenant(webhook_url="https://hooks.example/a"), T0) or (b"", None)
+    assert delivery is not None
+
+    assert _later_than(poll.to_bytes(), T0) is True
+    assert _later_than(poll.to_bytes(), T0 + timedelta(seconds=601)) is False
+    assert _later_than(delivery.to_bytes(), T0) is False, "due at once"
+    assert _later_than(delivery.to_bytes(), T0 - timedelta(seconds=1)) is True
+    assert _later_than(b"not json", T0) is False, "unreadable: the full parse decides"
