@@ -19,6 +19,24 @@ TO = "+14155552671"
 WEBHOOK_SECRET = "whsec_" + "c2VjcmV0LWtleS1ieXRlcy1mb3ItdGVzdHM="  # base64 of b"secret-key-bytes-for-tests"
 
 
+def token_config(from_number: str = FROM_NUMBER, webhook_secret: str | None = None) -> TenantConfig:
+    """The account's config with its auth token (REST calls and callback signatures)."""
+    secret = SecretStr(webhook_secret) if webhook_secret else None
+    return TenantConfig(
+        account_sid=ACCOUNT_SID, auth_token=SecretStr(AUTH_TOKEN), from_number=from_number, webhook_secret=secret
+    )
+
+
+def api_key_config(from_number: str = FROM_NUMBER) -> TenantConfig:
+    """The account's config with an API key and no auth token (so no callback signatures)."""
+    return TenantConfig(
+        account_sid=ACCOUNT_SID,
+        api_key_sid=API_KEY_SID,
+        api_key_secret=SecretStr(API_KEY_SECRET),
+        from_number=from_number,
+    )
+
+
 def ready_tenant(
     tenant_id: str = "acme",
     *,
@@ -37,10 +55,4 @@ def ready_tenant(
         webhook_url=webhook_url,
         mps=mps,
     )
-    config = TenantConfig(
-        account_sid=ACCOUNT_SID,
-        auth_token=SecretStr(AUTH_TOKEN),
-        from_number=FROM_NUMBER,
-        webhook_secret=SecretStr(webhook_secret) if webhook_secret else None,
-    )
-    return ReadyTenant(record=record, config=config)
+    return ReadyTenant(record=record, config=token_config(webhook_secret=webhook_secret))

@@ -21,8 +21,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pydantic import SecretStr
-
 from smsdispatch.adapters.crypto import Keyring, generate_key
 from smsdispatch.adapters.twilio import OutgoingSms, SendResult, segment_info
 from smsdispatch.contract import SmsRequested, TenantConfig, TenantRecord, topics
@@ -34,25 +32,15 @@ from smsdispatch.core.pipeline import Pipeline
 from smsdispatch.core.senders import Sender
 from smsdispatch.core.tenants import ReadyTenant, TenantDirectory
 from smsdispatch.tools.testing.ledger import InMemoryChangelog
-from tests.accounts import ACCOUNT_SID, API_KEY_SECRET, API_KEY_SID, AUTH_TOKEN, FROM_NUMBER, TO
+from tests.accounts import (
+    TO,
+    token_config,
+)
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
 KEYRING = Keyring.from_value(generate_key())
 OTHER_KEYRING = Keyring.from_value(generate_key())
-
-
-def token_config(from_number: str = FROM_NUMBER) -> TenantConfig:
-    return TenantConfig(account_sid=ACCOUNT_SID, auth_token=SecretStr(AUTH_TOKEN), from_number=from_number)
-
-
-def api_key_config() -> TenantConfig:
-    return TenantConfig(
-        account_sid=ACCOUNT_SID,
-        api_key_sid=API_KEY_SID,
-        api_key_secret=SecretStr(API_KEY_SECRET),
-        from_number=FROM_NUMBER,
-    )
 
 
 class Tenants:

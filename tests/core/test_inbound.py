@@ -8,8 +8,9 @@ from smsdispatch.adapters.twilio import compute_signature
 from smsdispatch.core.inbound import OptOutChange, opt_out_from_inbound
 from smsdispatch.core.status import CallbackRejected
 from smsdispatch.core.tenants import TenantDirectory
+from tests.accounts import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER, api_key_config
 
-from .fakes import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER, TO, Tenants, api_key_config
+from .fakes import TO, Tenants
 
 URL = "https://hooks.example.com/twilio/inbound/acme"
 

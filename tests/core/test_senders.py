@@ -12,8 +12,9 @@ from smsdispatch.contract import SmsRequested
 from smsdispatch.core.senders import SenderPool
 from smsdispatch.core.tenants import ReadyTenant
 from smsdispatch.tools.testing.twilio_fakes import FakeTwilio
+from tests.accounts import token_config
 
-from .fakes import TO, Tenants, token_config
+from .fakes import TO, Tenants
 
 
 def request(request_id: str = "r-1", tenant_id: str = "acme") -> SmsRequested:

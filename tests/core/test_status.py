@@ -9,8 +9,9 @@ from smsdispatch.contract import SmsRequested
 from smsdispatch.core.senders import SenderPool
 from smsdispatch.core.status import CallbackRejected, status_from_callback
 from smsdispatch.core.tenants import TenantDirectory
+from tests.accounts import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER, api_key_config
 
-from .fakes import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER, TO, Tenants, api_key_config
+from .fakes import TO, Tenants
 
 URL = "https://hooks.example.com/twilio/status/acme?request_id=r-1"
 SID = "SM" + "c" * 32

@@ -15,7 +15,8 @@ from smsdispatch.contract.settings import Settings
 from smsdispatch.core.status import CallbackRejected, status_from_callback
 from smsdispatch.core.tenant_view import TenantView
 from smsdispatch.runtime.worker import build_worker
-from tests.core.fakes import AUTH_TOKEN, KEYRING, RecordingPublisher, Tenants, api_key_config
+from tests.accounts import AUTH_TOKEN, api_key_config
+from tests.core.fakes import KEYRING, RecordingPublisher, Tenants
 
 pytestmark = pytest.mark.asyncio
 

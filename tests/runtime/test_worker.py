@@ -20,7 +20,8 @@ from smsdispatch.contract import SmsStatus, topics
 from smsdispatch.contract.settings import Settings
 from smsdispatch.core.tenant_view import TenantView
 from smsdispatch.runtime.worker import build_worker, home_partition
-from tests.core.fakes import AUTH_TOKEN, KEYRING, RecordingPublisher, Tenants
+from tests.accounts import AUTH_TOKEN
+from tests.core.fakes import KEYRING, RecordingPublisher, Tenants
 
 PUBLIC_URL = "https://hooks.example.com"
 SID = "SM" + "c" * 32

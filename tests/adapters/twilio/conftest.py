@@ -6,28 +6,16 @@ from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
-from pydantic import SecretStr
 
 from smsdispatch.adapters.twilio import RetryPolicy, TwilioHttp, TwilioProvider
-from smsdispatch.contract import TenantConfig
 from smsdispatch.tools.testing.twilio_fakes import FakeTwilio
-from tests.accounts import ACCOUNT_SID, API_KEY_SECRET, API_KEY_SID, AUTH_TOKEN, FROM_NUMBER, TO
+from tests.accounts import (
+    TO,
+    token_config,
+)
 
 TO_NUMBER = TO
 BASE_URL = "https://api.twilio.test"
-
-
-def token_config(from_number: str = FROM_NUMBER) -> TenantConfig:
-    return TenantConfig(account_sid=ACCOUNT_SID, auth_token=SecretStr(AUTH_TOKEN), from_number=from_number)
-
-
-def api_key_config(from_number: str = FROM_NUMBER) -> TenantConfig:
-    return TenantConfig(
-        account_sid=ACCOUNT_SID,
-        api_key_sid=API_KEY_SID,
-        api_key_secret=SecretStr(API_KEY_SECRET),
-        from_number=from_number,
-    )
 
 
 class FakeClock:

@@ -19,8 +19,9 @@ from httpx_aiohttp import AiohttpTransport
 
 from smsdispatch.adapters.twilio import OutgoingSms, ProviderUnavailable, TwilioHttp, TwilioProvider, UnknownOutcome
 from smsdispatch.adapters.twilio.http_client import nothing_was_sent
+from tests.accounts import token_config
 
-from .conftest import TO_NUMBER, FakeClock, fast_policy, token_config
+from .conftest import TO_NUMBER, FakeClock, fast_policy
 
 AfterRequest = Callable[[asyncio.StreamReader], Awaitable[None]]
 TRANSPORTS = {

@@ -22,9 +22,18 @@ from smsdispatch.adapters.twilio import (
 )
 from smsdispatch.contract import ErrorCode
 from smsdispatch.tools.testing.twilio_fakes import FakeTwilio, form_of, twilio_error
-from tests.accounts import ACCOUNT_SID, API_KEY_SECRET, API_KEY_SID, AUTH_TOKEN, FROM_NUMBER, SERVICE_SID
+from tests.accounts import (
+    ACCOUNT_SID,
+    API_KEY_SECRET,
+    API_KEY_SID,
+    AUTH_TOKEN,
+    FROM_NUMBER,
+    SERVICE_SID,
+    api_key_config,
+    token_config,
+)
 
-from .conftest import TO_NUMBER, FakeClock, api_key_config, fast_policy, token_config
+from .conftest import TO_NUMBER, FakeClock, fast_policy
 
 MESSAGES_PATH = f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json"
 

@@ -15,9 +15,9 @@ from smsdispatch.adapters.twilio import (
     UnknownOutcome,
 )
 from smsdispatch.tools.testing.twilio_fakes import FakeTwilio, message_json, page_json, twilio_error
-from tests.accounts import ACCOUNT_SID, FROM_NUMBER, SERVICE_SID
+from tests.accounts import ACCOUNT_SID, FROM_NUMBER, SERVICE_SID, token_config
 
-from .conftest import TO_NUMBER, FakeClock, fast_policy, token_config
+from .conftest import TO_NUMBER, FakeClock, fast_policy
 
 MESSAGES_PATH = f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json"
 SENT_AFTER = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)

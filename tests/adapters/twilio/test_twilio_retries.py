@@ -15,8 +15,9 @@ from smsdispatch.adapters.twilio import (
 )
 from smsdispatch.contract import ErrorCode
 from smsdispatch.tools.testing.twilio_fakes import FakeTwilio, twilio_error
+from tests.accounts import token_config
 
-from .conftest import TO_NUMBER, FakeClock, fast_policy, token_config
+from .conftest import TO_NUMBER, FakeClock, fast_policy
 
 HELLO = OutgoingSms(to=TO_NUMBER, body="Hello")
 

@@ -17,8 +17,9 @@ from smsdispatch.adapters.twilio import (
 )
 from smsdispatch.contract import ErrorCode
 from smsdispatch.tools.testing.twilio_fakes import FakeTwilio, twilio_error
+from tests.accounts import token_config
 
-from .conftest import TO_NUMBER, token_config
+from .conftest import TO_NUMBER
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 

@@ -14,9 +14,9 @@ from smsdispatch.adapters.twilio import (
 )
 from smsdispatch.contract import ErrorCode
 from smsdispatch.tools.testing.twilio_fakes import FakeTwilio, account_json, twilio_error
-from tests.accounts import ACCOUNT_SID, API_KEY_SID
+from tests.accounts import ACCOUNT_SID, API_KEY_SID, api_key_config
 
-from .conftest import FakeClock, api_key_config, fast_policy
+from .conftest import FakeClock, fast_policy
 
 ACCOUNT_PATH = f"/2010-04-01/Accounts/{ACCOUNT_SID}.json"
 
