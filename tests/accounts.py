@@ -4,9 +4,11 @@ The SIDs have Twilio's shapes (AC/SK/MG and 32 hex digits); the secrets are dist
 a secret never leaks can search for them.
 """
 
+from datetime import datetime
+
 from pydantic import SecretStr
 
-from smsdispatch.contract import EncryptedConfig, TenantConfig, TenantRecord
+from smsdispatch.contract import EncryptedConfig, SmsDispatched, TenantConfig, TenantRecord
 from smsdispatch.core.tenants import ReadyTenant
 
 ACCOUNT_SID = "AC" + "0123456789abcdef" * 2
@@ -56,3 +58,30 @@ def ready_tenant(
         mps=mps,
     )
     return ReadyTenant(record=record, config=token_config(webhook_secret=webhook_secret))
+
+
+def dispatched_record(
+    n: int = 1,
+    *,
+    tenant_id: str = "acme",
+    request_id: str | None = None,
+    sid: str | None = None,
+    status: str = "queued",
+    at: datetime,
+    **extra: object,
+) -> SmsDispatched:
+    """The ``sms.dispatched`` record of request ``r-<n>`` (SID ``SM`` + n in hex), dispatched ``at``."""
+    return SmsDispatched.model_validate(
+        {
+            "request_id": request_id or f"r-{n}",
+            "tenant_id": tenant_id,
+            "provider_message_id": sid or f"SM{n:032x}",
+            "status": status,
+            "to": TO,
+            "segments": 1,
+            "encoding": "GSM-7",
+            "attempts": 1,
+            "dispatched_at": at,
+            **extra,
+        }
+    )

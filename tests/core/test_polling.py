@@ -39,7 +39,7 @@ from smsdispatch.core.polling import (
 )
 from smsdispatch.core.tenants import ReadyTenant
 from smsdispatch.tools.testing.twilio_fakes import FakeTwilio, message_json
-from tests.accounts import ACCOUNT_SID, TO, ready_tenant
+from tests.accounts import ACCOUNT_SID, TO, dispatched_record, ready_tenant
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 POLL = 600.0
@@ -55,17 +55,7 @@ def sid(n: int) -> str:
 
 
 def dispatched(n: int = 1, tenant_id: str = "acme", status: str = "queued") -> SmsDispatched:
-    return SmsDispatched(
-        request_id=f"r-{n}",
-        tenant_id=tenant_id,
-        provider_message_id=sid(n),
-        status=status,
-        to=TO,
-        segments=1,
-        encoding="GSM-7",
-        attempts=1,
-        dispatched_at=T0,
-    )
+    return dispatched_record(n, tenant_id=tenant_id, sid=sid(n), status=status, at=T0)
 
 
 class FakeFetcher:

@@ -20,7 +20,7 @@ from smsdispatch.core.tenants import ReadyTenant
 from smsdispatch.core.tracking import Tracker
 from smsdispatch.core.webhook_delivery import DeliveryResult, WebhookDeliverer, new_webhook_client
 from smsdispatch.tools.testing.ledger import InMemoryChangelog
-from tests.accounts import TO, WEBHOOK_SECRET, ready_tenant
+from tests.accounts import WEBHOOK_SECRET, dispatched_record, ready_tenant
 
 from .fakes import RecordingPublisher
 
@@ -98,17 +98,7 @@ class World:
 
 
 def dispatched(tenant_id: str = "acme", request_id: str = "r-1") -> SmsDispatched:
-    return SmsDispatched(
-        request_id=request_id,
-        tenant_id=tenant_id,
-        provider_message_id=SID,
-        status="queued",
-        to=TO,
-        segments=1,
-        encoding="GSM-7",
-        attempts=1,
-        dispatched_at=T0,
-    )
+    return dispatched_record(tenant_id=tenant_id, request_id=request_id, sid=SID, at=T0)
 
 
 @pytest.mark.asyncio

@@ -29,7 +29,7 @@ from smsdispatch.core.webhooks import (
     webhook_id_for,
     webhook_message,
 )
-from tests.accounts import TO
+from tests.accounts import dispatched_record
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 SECRET = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
@@ -37,18 +37,7 @@ SID = "SM" + "ab" * 16
 
 
 def dispatched(request_id: str = "r-1", status: str = "queued") -> SmsDispatched:
-    return SmsDispatched(
-        request_id=request_id,
-        tenant_id="acme",
-        provider_message_id=SID,
-        status=status,
-        to=TO,
-        segments=1,
-        encoding="GSM-7",
-        attempts=1,
-        dispatched_at=T0,
-        metadata={"order": "42"},
-    )
+    return dispatched_record(request_id=request_id, sid=SID, status=status, at=T0, metadata={"order": "42"})
 
 
 def failed(request_id: str | None = "r-1", code: ErrorCode = ErrorCode.PROVIDER_REJECTED) -> SmsFailed:

@@ -29,7 +29,7 @@ from smsdispatch.core.webhook_delivery import (
     new_webhook_client,
 )
 from smsdispatch.core.webhooks import PendingDelivery, delivery_for
-from tests.accounts import TO, ready_tenant
+from tests.accounts import dispatched_record, ready_tenant
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
@@ -43,17 +43,7 @@ def tenant(tenant_id: str, url: str | None, secret: str | None) -> ReadyTenant:
 
 
 def outcome(n: int, tenant_id: str = "acme") -> SmsDispatched:
-    return SmsDispatched(
-        request_id=f"r-{n}",
-        tenant_id=tenant_id,
-        provider_message_id=f"SM{n:032x}",
-        status="queued",
-        to=TO,
-        segments=1,
-        encoding="GSM-7",
-        attempts=1,
-        dispatched_at=T0,
-    )
+    return dispatched_record(n, tenant_id=tenant_id, at=T0)
 
 
 @dataclass
