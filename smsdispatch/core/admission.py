@@ -103,9 +103,6 @@ class Admission:
         await self._opt_outs.opt_out(outcome.tenant_id, outcome.to)
         log.info("recipient added to tenant %s's suppression list after Twilio's 21610", outcome.tenant_id)
 
-    def waiting(self, tenant_id: str) -> int:
-        return self._rates.waiting(tenant_id)
-
 
 def _expired(why: str) -> ErrorInfo:
     return ErrorInfo(code=ErrorCode.EXPIRED, message=f"Not sent: {why}.", retryable=False)
