@@ -30,7 +30,7 @@ FINAL = {"delivered", "undelivered", "failed"}
 
 @pytest.fixture(scope="module")
 def receiver() -> Iterator[WebhookReceiver]:
-    running = WebhookReceiver().start()
+    running = WebhookReceiver()
     yield running
     running.stop()
 
@@ -144,7 +144,7 @@ async def test_messages_of_test_credential_tenants_are_never_polled(stack: Stack
 async def test_each_outcome_and_status_arrives_signed_so_the_standardwebhooks_verifier_accepts_it(
     stack: Stack, receiver: WebhookReceiver
 ) -> None:
-    tenant, secret = await register_with_webhook(stack, "hook-ok", f"{receiver.url}/ok/a")
+    tenant, secret = await register_with_webhook(stack, "hook-ok", f"{receiver.base_url}/ok/a")
 
     await send_and_collect(stack.broker_url, requests(tenant, 1))
     hits = await hits_for(receiver, "/ok/a", 2)  # sms.dispatched, then the polled final status
@@ -161,7 +161,7 @@ async def test_each_outcome_and_status_arrives_signed_so_the_standardwebhooks_ve
 async def test_an_endpoint_failing_3_times_gets_the_same_webhook_id_until_it_answers(
     stack: Stack, receiver: WebhookReceiver
 ) -> None:
-    tenant, _ = await register_with_webhook(stack, "hook-flaky", f"{receiver.url}/flaky/b")
+    tenant, _ = await register_with_webhook(stack, "hook-flaky", f"{receiver.base_url}/flaky/b")
 
     await send_and_collect(stack.broker_url, requests(tenant, 1))
     first_id = (await hits_for(receiver, "/flaky/b", 1))[0].headers["webhook-id"]
@@ -182,8 +182,8 @@ async def test_an_endpoint_failing_3_times_gets_the_same_webhook_id_until_it_ans
 async def test_a_hanging_endpoint_of_one_tenant_never_delays_another_tenants_webhooks(
     stack: Stack, receiver: WebhookReceiver
 ) -> None:
-    hanging, _ = await register_with_webhook(stack, "hook-hang", f"{receiver.url}/hang/c")
-    healthy, _ = await register_with_webhook(stack, "hook-fast", f"{receiver.url}/ok/d")
+    hanging, _ = await register_with_webhook(stack, "hook-hang", f"{receiver.base_url}/hang/c")
+    healthy, _ = await register_with_webhook(stack, "hook-fast", f"{receiver.base_url}/ok/d")
     await send_and_collect(stack.broker_url, requests(hanging, 10))  # every one of them hangs at the endpoint
 
     fast = await send_and_collect(stack.broker_url, requests(healthy, 10))
@@ -203,7 +203,7 @@ async def test_a_hanging_endpoint_of_one_tenant_never_delays_another_tenants_web
 async def test_deliveries_pending_when_the_worker_is_killed_arrive_after_the_restart(
     stack: Stack, receiver: WebhookReceiver
 ) -> None:
-    tenant, _ = await register_with_webhook(stack, "hook-switch", f"{receiver.url}/switch/e")
+    tenant, _ = await register_with_webhook(stack, "hook-switch", f"{receiver.base_url}/switch/e")
     await send_and_collect(stack.broker_url, requests(tenant, 3))
     deadline = time.monotonic() + 30
     while len(ids := {hit.headers["webhook-id"] for hit in receiver.at("/switch/e")}) < 3:

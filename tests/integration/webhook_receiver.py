@@ -1,6 +1,4 @@
-"""A tenant's webhook endpoint for the integration tests: an HTTP server in a thread that records every POST.
-
-Its behaviour is chosen by the path's first segment:
+"""A tenant's webhook endpoint for the integration tests: the demo's inbox, answering by the path's first segment:
 
 * ``/ok/…`` answers 204;
 * ``/flaky/…`` answers 500 to the first three attempts of each ``webhook-id``, then 204;
@@ -11,82 +9,35 @@ Its behaviour is chosen by the path's first segment:
 from __future__ import annotations
 
 import threading
-import time
 from collections import Counter
-from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+
+from smsdispatch.tools.demo.webhooks import Received, WebhookInbox
+
+Hit = Received
 
 
-@dataclass(frozen=True)
-class Hit:
-    path: str
-    headers: dict[str, str]
-    body: bytes
-    at: float  # time.time() when it arrived
-    answered: int
-
-
-class WebhookReceiver:
+class WebhookReceiver(WebhookInbox):
     def __init__(self, hang_seconds: float = 30.0) -> None:
-        self.hits: list[Hit] = []
         self.switch_on = threading.Event()
         self._attempts: Counter[str] = Counter()
-        self._lock = threading.Lock()
+        self._counting = threading.Lock()
         self._hang_seconds = hang_seconds
-        self._stop = threading.Event()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def start(self) -> WebhookReceiver:
-        self._thread.start()
-        return self
+        self._stopping = threading.Event()
+        super().__init__(answer=self._by_path)
 
     def stop(self) -> None:
-        self._stop.set()
-        self._server.shutdown()
-        self._server.server_close()
+        self._stopping.set()  # hanging answers end now
+        self.close()
 
-    def at(self, prefix: str) -> list[Hit]:
-        with self._lock:
-            return [hit for hit in self.hits if hit.path.startswith(prefix)]
-
-    def _answer(self, path: str, webhook_id: str) -> int:
+    def _by_path(self, path: str, headers: dict[str, str]) -> int:
         kind = path.strip("/").split("/", 1)[0]
         if kind == "flaky":
-            with self._lock:
-                self._attempts[webhook_id] += 1
-                return 500 if self._attempts[webhook_id] <= 3 else 204
+            with self._counting:
+                self._attempts[headers.get("webhook-id", "")] += 1
+                return 500 if self._attempts[headers.get("webhook-id", "")] <= 3 else 204
         if kind == "hang":
-            self._stop.wait(self._hang_seconds)
+            self._stopping.wait(self._hang_seconds)
             return 204
         if kind == "switch":
             return 204 if self.switch_on.is_set() else 503
         return 204
-
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                headers = {key.lower(): value for key, value in self.headers.items()}
-                status = receiver._answer(self.path, headers.get("webhook-id", ""))
-                with receiver._lock:
-                    receiver.hits.append(Hit(self.path, headers, body, time.time(), status))
-                try:
-                    self.send_response(status)
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                except OSError:
-                    pass  # the worker gave up waiting (a hang): nobody to answer
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        return Handler

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -20,23 +21,43 @@ from standardwebhooks.webhooks import WebhookVerificationError
 
 @dataclass(frozen=True)
 class Received:
+    """One POST the inbox took: where, with what, when (``time.time()``), and what it answered."""
+
+    path: str
     headers: dict[str, str]
     body: bytes
+    at: float
+    answered: int
+
+
+#: Decides the status to answer a POST with, from its path and headers (lower-cased names); may block.
+Answer = Callable[[str, dict[str, str]], int]
 
 
 class WebhookInbox:
-    """An HTTP endpoint on 127.0.0.1 (a thread) that answers 204 and keeps what it was sent."""
+    """An HTTP endpoint on 127.0.0.1 (threads) that keeps every POST it is sent; it answers 204 unless ``answer``
+    says otherwise. Tests build endpoints that fail or hang on it."""
 
-    def __init__(self) -> None:
+    def __init__(self, answer: Answer | None = None) -> None:
         self.received: list[Received] = []
+        self._answer = answer or (lambda _path, _headers: 204)
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
 
     @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}/webhooks"
+        return f"{self.base_url}/webhooks"
+
+    def at(self, prefix: str) -> list[Received]:
+        """What arrived at paths starting with ``prefix``, in order."""
+        with self._lock:
+            return [item for item in self.received if item.path.startswith(prefix)]
 
     def wait(self, count: int, timeout: float) -> list[Received]:
         """What arrived, once ``count`` did or ``timeout`` seconds passed."""
@@ -56,10 +77,16 @@ class WebhookInbox:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                headers = {key.lower(): value for key, value in self.headers.items()}
+                status = inbox._answer(self.path, headers)
                 with inbox._lock:
-                    inbox.received.append(Received({k.lower(): v for k, v in self.headers.items()}, body))
-                self.send_response(204)
-                self.end_headers()
+                    inbox.received.append(Received(self.path, headers, body, time.time(), status))
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                except OSError:
+                    pass  # the sender gave up waiting: nobody to answer
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass  # the demo prints its own summary
