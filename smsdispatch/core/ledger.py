@@ -163,14 +163,21 @@ def _parse(raw: bytes) -> LedgerEntry | None:
 
 
 def _written_at(raw: bytes) -> datetime | None:
-    """An entry's ``at`` read from its JSON without parsing the rest: ``model_dump_json`` writes the fields in
-    declaration order, so ``at`` comes third (about 1 µs, against 12 µs for a full parse). None when the entry
-    does not look like that (written by another version): the caller parses it."""
-    start = raw.find(b'"at":"', 0, 80)
+    """An entry's ``at``, read without parsing the rest: ``model_dump_json`` writes the fields in declaration
+    order, so ``at`` comes third, within the first 80 bytes (about 1 µs, against 12 µs for a full parse)."""
+    return peek_timestamp(raw, b"at", within=80)
+
+
+def peek_timestamp(raw: bytes, field: bytes, *, within: int | None = None, last: bool = False) -> datetime | None:
+    """The timestamp ``field`` of a model's JSON, found by its text (the first occurrence in the first ``within``
+    bytes, or the last one) instead of a full parse, for scans that must decide quickly about many entries. None
+    when it is not found or not a timestamp: the caller then parses the entry."""
+    marker = b'"' + field + b'":"'
+    start = raw.rfind(marker) if last else raw.find(marker, 0, within)
     if start < 0:
         return None
-    end = raw.find(b'"', start + 6)
+    start += len(marker)
     try:
-        return datetime.fromisoformat(raw[start + 6 : end].decode())
+        return datetime.fromisoformat(raw[start : raw.find(b'"', start)].decode())
     except ValueError:
         return None

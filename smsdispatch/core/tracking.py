@@ -28,6 +28,7 @@ from typing import Any
 
 from smsdispatch.contract import ErrorInfo, SmsDispatched, SmsFailed, SmsStatus, topics
 from smsdispatch.core.durable_map import ChangelogWrite, DurableMap
+from smsdispatch.core.ledger import peek_timestamp
 from smsdispatch.core.metrics import DispatchMetrics
 from smsdispatch.core.persist import ThrottledWarning, until_taken
 from smsdispatch.core.polling import StatusPoller, pending_for, settled_by, should_track
@@ -153,18 +154,10 @@ class Tracker:
             await until_taken(write, self._kafka_trouble, "a tracking write")
 
 
-_NEXT_AT = b'"next_at":"'
-
-
 def _later_than(raw: bytes, now: datetime) -> bool:
     """Whether a pending entry is due only after ``now``, read from its JSON without parsing the rest (most
-    entries a pass examines are not due, and a full parse of each, every second, cost more than the work).
-    Unreadable: False, so the full parse decides what to do with it."""
-    start = raw.rfind(_NEXT_AT)
-    if start < 0:
-        return False
-    start += len(_NEXT_AT)
-    try:
-        return datetime.fromisoformat(raw[start : raw.find(b'"', start)].decode()) > now
-    except ValueError:
-        return False
+    entries a pass examines are not due, and a full parse of each, every second, cost more than the work). The
+    last ``next_at``: a delivery's payload (escaped JSON) comes before it. Unreadable: False, so the full parse
+    decides what to do with it."""
+    due = peek_timestamp(raw, b"next_at", last=True)
+    return due is not None and due > now
