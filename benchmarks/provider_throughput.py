@@ -6,7 +6,7 @@
 
 For each latency, starts ``python -m smsdispatch simulator`` in a child process (one live account, no
 concurrency limit), then sends through TwilioProvider.send() with the given transport: the production
-httpx-aiohttp transport, and httpx's own (httpcore) pool for comparison. Prints one line per run: sends/s, and
+transport (aiohttp underneath), and httpx's own (httpcore) pool for comparison. Prints one line per run: sends/s, and
 the client's CPU time per send (its own cost, which the machine's load does not inflate the way it does
 wall-clock rates). At 50 ms the ceiling is inflight / 0.05 s = 2,000 sends/s; at 0 ms the simulator's speed
 is part of the figure, and on a 2-core machine the simulator and the client share the CPUs.

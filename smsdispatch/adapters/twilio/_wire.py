@@ -7,9 +7,11 @@ of Twilio may answer with HTML, and a field can be missing or of an unexpected t
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from functools import lru_cache
 from typing import Any
 
 import httpx
@@ -28,7 +30,8 @@ class Fault:
 def read_json(response: httpx.Response) -> dict[str, Any] | None:
     """The response body as a JSON object, or None when it is not one."""
     try:
-        document = response.json()
+        # json.loads finds UTF-8/16/32 in the bytes itself; response.json() would first sniff a charset.
+        document = json.loads(response.content)
     except ValueError:
         return None
     return document if isinstance(document, dict) else None
@@ -69,6 +72,12 @@ def parse_date(value: object) -> datetime | None:
     """An RFC 2822 date such as ``Thu, 24 Aug 2023 05:01:45 +0000`` as an aware datetime, or None."""
     if not isinstance(value, str) or not value:
         return None
+    return _parse_rfc2822(value)
+
+
+@lru_cache(maxsize=64)
+def _parse_rfc2822(value: str) -> datetime | None:
+    # Cached: every create answered within the same second carries the same date_created.
     try:
         parsed = parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):

@@ -1,34 +1,41 @@
 """The one pooled HTTP client every tenant's Twilio calls share, and how to read its transport failures.
 
-Production traffic goes through ``httpx_aiohttp.AiohttpTransport``: httpx's own pool tops out far below
-Twilio's ceiling of ~100 requests in flight per account (docs/reference/http-client.md, encode/httpx#3215). The
-transport is injectable so unit tests pass ``httpx.MockTransport``.
+Production traffic goes through an httpx transport on aiohttp (:mod:`._transport`): httpx's own pool tops out
+far below Twilio's ceiling of ~100 requests in flight per account (docs/reference/http-client.md,
+encode/httpx#3215). The transport is injectable, so unit tests pass ``httpx.MockTransport``.
 """
 
 from __future__ import annotations
 
+from base64 import b64encode
 from collections.abc import Mapping
 from types import TracebackType
 from typing import Self
+from urllib.parse import urlencode
 
 import aiohttp
 import httpx
-from httpx_aiohttp import AiohttpTransport
 
+from smsdispatch.adapters.twilio._transport import AiohttpTransport
 from smsdispatch.contract.settings import DEFAULT_TWILIO_BASE_URL
 
 DEFAULT_MAX_CONNECTIONS = 100
 DEFAULT_TIMEOUT = httpx.Timeout(connect=5.0, read=15.0, write=10.0, pool=10.0)
-_USER_AGENT = "smsdispatch/0.1 (+httpx)"
+_HEADERS = {"User-Agent": "smsdispatch/0.1 (+httpx)", "Accept": "application/json"}
 
 
 class TwilioHttp:
-    """One ``httpx.AsyncClient`` per process, shared by every :class:`TwilioProvider`.
+    """One HTTP wire per process, shared by every :class:`TwilioProvider`.
 
     ``base_url`` is Twilio's own unless given (the worker passes ``SMSDISPATCH_TWILIO_BASE_URL``).
-    ``max_connections`` is the concurrency cap: the aiohttp connector never opens more sockets than that, so
-    requests beyond it wait for a free connection (at most ``timeout.pool`` seconds, after which nothing was
-    sent and the call may be retried).
+    ``max_connections`` is the concurrency cap: the transport never opens more sockets than that, so requests
+    beyond it wait for a free connection (at most ``timeout.pool`` seconds, after which nothing was sent and the
+    call may be retried).
+
+    Requests are httpx ``Request`` objects handed straight to the transport. ``httpx.AsyncClient`` is not in
+    the path: its auth flow, redirect loop, cookie jar, URL merging and response re-streaming cost about a third
+    of the worker's CPU per create (py-spy, benchmarks/dispatch_throughput.py --profile) and do nothing for a
+    client that follows no redirects, keeps no cookies and sends one precomputed Authorization header.
     """
 
     def __init__(
@@ -39,49 +46,50 @@ class TwilioHttp:
         timeout: httpx.Timeout = DEFAULT_TIMEOUT,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        url = base_url
-        _check_base_url(url)
+        _check_base_url(base_url)
         if max_connections < 1:
             raise ValueError("max_connections must be at least 1")
-        if transport is None:
-            limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
-            transport = AiohttpTransport(limits=limits)
-        self._client = httpx.AsyncClient(
-            base_url=url,
-            timeout=timeout,
-            transport=transport,
-            headers={"User-Agent": _USER_AGENT, "Accept": "application/json"},
-        )
-        # Twilio sets no cookies we need, and httpx stores every response's in a cookie jar through urllib's
-        # request/response adapters: 14% of the worker's HTTP CPU, measured with py-spy. No public switch.
-        self._client._cookies = _NoCookies()
-        # Absolute URLs by path, parsed once: httpx re-parses and merges a relative path on every request
-        # (12% of the HTTP CPU). Paths are per account and endpoint, so there are few.
+        self._base_url = httpx.URL(base_url)
+        self._prefix = base_url.rstrip("/")
+        self._transport = transport if transport is not None else AiohttpTransport(max_connections=max_connections)
+        self._extensions = {"timeout": timeout.as_dict()}
+        # Absolute URLs by path, built once: paths are per account and endpoint, so there are few.
         self._urls: dict[str, httpx.URL] = {}
 
     @property
     def base_url(self) -> str:
-        return str(self._client.base_url)
+        return str(self._base_url)
 
     async def request(
         self,
         method: str,
         path: str,
         *,
-        auth: httpx.Auth,
+        authorization: str,
         data: Mapping[str, str] | None = None,
         params: Mapping[str, str] | None = None,
     ) -> httpx.Response:
-        """Send one request (no retries here) and return the response with its body read."""
-        url = self._urls.get(path)
-        if url is None:
-            if len(self._urls) > 10_000:
-                self._urls.clear()
-            url = self._urls[path] = self._client._merge_url(path)
-        return await self._client.request(method, url, auth=auth, data=data, params=params)
+        """Send one request (no retries here) and return the response with its body read.
+
+        ``authorization`` is the whole ``Authorization`` header value (see :func:`basic_authorization`);
+        ``data`` is sent form-encoded, ``params`` as the query string.
+        """
+        url = self._url(path)
+        if params:
+            url = url.copy_merge_params(params)
+        headers = {"Authorization": authorization, **_HEADERS}
+        if data is None:
+            content = b""
+        else:
+            content = urlencode(data).encode("ascii")
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        request = httpx.Request(method, url, headers=headers, content=content, extensions=self._extensions)
+        response = await self._transport.handle_async_request(request)
+        await response.aread()
+        return response
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        await self._transport.aclose()
 
     async def __aenter__(self) -> Self:
         return self
@@ -97,23 +105,30 @@ class TwilioHttp:
     def __repr__(self) -> str:
         return f"TwilioHttp(base_url={self.base_url!r})"
 
+    def _url(self, path: str) -> httpx.URL:
+        url = self._urls.get(path)
+        if url is None:
+            if len(self._urls) > 10_000:
+                self._urls.clear()
+            # Appended to the base, as httpx's client does, so a base URL with a path keeps it. A next_page_uri
+            # ("/2010-04-01/…?Page=1…") brings its own query.
+            url = self._urls[path] = httpx.URL(self._prefix + "/" + path.lstrip("/"))
+        return url
 
-class _NoCookies(httpx.Cookies):
-    """A cookie store that keeps nothing: the client never sends or stores cookies."""
 
-    def extract_cookies(self, response: httpx.Response) -> None:
-        return None
+def basic_authorization(username: str, password: str) -> str:
+    """The ``Authorization`` header value for HTTP Basic auth. Holds the secret: never log or repr it."""
+    return "Basic " + b64encode(f"{username}:{password}".encode()).decode("ascii")
 
 
 def nothing_was_sent(error: httpx.TransportError) -> bool:
     """True when ``error`` happened before any byte of the request could reach the server.
 
-    httpx-aiohttp maps *every* ``aiohttp.ClientConnectionError`` to ``httpx.ConnectTimeout``, including
-    ``ServerDisconnectedError`` and resets that happen after the request went out, so with that transport the
-    httpx type alone would make a lost answer look like a safe retry (a duplicate SMS). Its original aiohttp
-    error rides along as ``__cause__``: only a failure to connect, or a timeout waiting for a connection, is
-    proof that nothing was sent. (aiohttp itself re-sends a request on a stale keep-alive connection only
-    for idempotent methods, never a POST, so no create is ever repeated below us either.)
+    The aiohttp error under an httpx one (``__cause__``) decides when there is one: only a failure to connect, or
+    a timeout waiting for a connection, is proof that nothing was sent. That holds whichever aiohttp transport
+    was injected; httpx-aiohttp's, for one, maps *every* ``aiohttp.ClientConnectionError`` to
+    ``httpx.ConnectTimeout``, a connection dropped after the request went out included, so its httpx type
+    alone would make a lost answer look like a safe retry (a duplicate SMS). Otherwise the httpx type decides.
     """
     cause = error.__cause__
     if isinstance(cause, aiohttp.ClientError):

@@ -34,7 +34,7 @@ from smsdispatch.adapters.twilio.errors import (
     ReconciliationUnavailable,
     UnknownOutcome,
 )
-from smsdispatch.adapters.twilio.http_client import TwilioHttp, nothing_was_sent
+from smsdispatch.adapters.twilio.http_client import TwilioHttp, basic_authorization, nothing_was_sent
 from smsdispatch.adapters.twilio.models import AccountInfo, OutgoingSms, SendResult
 from smsdispatch.adapters.twilio.retry import RetryPolicy
 from smsdispatch.adapters.twilio.segments import check_body, segment_info
@@ -83,7 +83,7 @@ class TwilioProvider:
         self._config = config
         self._http = http
         self._retry = retry if retry is not None else RetryPolicy()
-        self._auth = httpx.BasicAuth(*config.basic_auth)
+        self._authorization = basic_authorization(*config.basic_auth)
         self._account_path = f"/{API_VERSION}/Accounts/{config.account_sid}"
         self._messages_path = f"{self._account_path}/Messages.json"
 
@@ -309,7 +309,9 @@ class TwilioProvider:
         :class:`ProviderUnavailable`, since asking again cannot send anything.
         """
         try:
-            response = await self._http.request(method, path, auth=self._auth, data=data, params=params)
+            response = await self._http.request(
+                method, path, authorization=self._authorization, data=data, params=params
+            )
         except httpx.TransportError as error:
             detail = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
             if nothing_was_sent(error):

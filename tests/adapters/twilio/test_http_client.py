@@ -1,8 +1,8 @@
 """TwilioHttp on real sockets: which transport failures mean "nothing was sent", for both transports.
 
 These talk to throwaway servers on 127.0.0.1, because the point is what the real transports raise: the
-production transport (httpx-aiohttp) maps a dropped connection to ``httpx.ConnectTimeout``, the same type as a
-failed connect, and only the aiohttp cause tells them apart.
+production transport (aiohttp underneath) and httpx's own (httpcore) must agree on what a dropped connection, a
+refused one and a silent server mean.
 """
 
 from __future__ import annotations
@@ -15,17 +15,16 @@ import aiohttp
 import httpx
 import pytest
 import pytest_asyncio
-from httpx_aiohttp import AiohttpTransport
 
 from smsdispatch.adapters.twilio import OutgoingSms, ProviderUnavailable, TwilioHttp, TwilioProvider, UnknownOutcome
-from smsdispatch.adapters.twilio.http_client import nothing_was_sent
+from smsdispatch.adapters.twilio.http_client import basic_authorization, nothing_was_sent
 from tests.accounts import token_config
 
 from .conftest import TO_NUMBER, FakeClock, fast_policy
 
 AfterRequest = Callable[[asyncio.StreamReader], Awaitable[None]]
-TRANSPORTS = {
-    "aiohttp": lambda: AiohttpTransport(),
+TRANSPORTS: dict[str, Callable[[], httpx.AsyncBaseTransport | None]] = {
+    "aiohttp": lambda: None,  # TwilioHttp's own production transport
     "httpcore": lambda: httpx.AsyncHTTPTransport(),
 }
 
@@ -127,14 +126,26 @@ async def test_connection_dropped_after_sending_is_an_unknown_outcome_sent_once(
 
 
 @pytest.mark.asyncio
-async def test_aiohttp_transport_reports_a_dropped_connection_as_connect_timeout(hang_up_server: RawServer) -> None:
-    # The trap nothing_was_sent() exists for: judged by its httpx type alone this would be a safe retry.
-    async with httpx.AsyncClient(transport=AiohttpTransport()) as client:
-        with pytest.raises(httpx.ConnectTimeout) as caught:
-            await client.post(hang_up_server.url + "/x", data={"a": "b"})
+async def test_production_transport_reports_a_dropped_connection_as_a_protocol_error_not_a_connect_failure(
+    hang_up_server: RawServer,
+) -> None:
+    async with TwilioHttp(hang_up_server.url) as http:
+        with pytest.raises(httpx.RemoteProtocolError) as caught:
+            await http.request("POST", "/x", authorization=basic_authorization("AC1", "t"), data={"a": "b"})
 
     assert isinstance(caught.value.__cause__, aiohttp.ServerDisconnectedError)
     assert not nothing_was_sent(caught.value)
+
+
+def test_a_connect_timeout_caused_by_a_dropped_connection_is_not_proof_that_nothing_was_sent() -> None:
+    # httpx-aiohttp's mapping: every aiohttp connection error becomes ConnectTimeout. The cause decides.
+    dropped = httpx.ConnectTimeout("Server disconnected")
+    dropped.__cause__ = aiohttp.ServerDisconnectedError()
+    refused = httpx.ConnectTimeout("Cannot connect")
+    refused.__cause__ = aiohttp.ConnectionTimeoutError()
+
+    assert not nothing_was_sent(dropped)
+    assert nothing_was_sent(refused)
 
 
 @pytest.mark.asyncio
@@ -170,8 +181,10 @@ async def test_default_transport_never_opens_more_connections_than_the_cap() -> 
     async with await asyncio.start_server(answer, "127.0.0.1", 0) as server:
         host, port = server.sockets[0].getsockname()[:2]
         async with TwilioHttp(f"http://{host}:{port}", max_connections=2) as http:
-            auth = httpx.BasicAuth("user", "pass")
-            responses = await asyncio.gather(*(http.request("GET", "/x", auth=auth) for _ in range(10)))
+            authorization = basic_authorization("user", "pass")
+            responses = await asyncio.gather(
+                *(http.request("GET", "/x", authorization=authorization) for _ in range(10))
+            )
 
     assert [response.status_code for response in responses] == [200] * 10
     assert 1 <= len(peers) <= 2
@@ -203,7 +216,87 @@ async def test_cookies_twilio_sets_are_neither_kept_nor_sent_back() -> None:
 
     async with TwilioHttp("https://api.twilio.test", transport=httpx.MockTransport(handler)) as http:
         for _ in range(2):
-            await http.request("GET", "/2010-04-01/Accounts.json", auth=httpx.BasicAuth("AC1", "t"))
+            await http.request("GET", "/2010-04-01/Accounts.json", authorization=basic_authorization("AC1", "t"))
 
     assert [request.headers.get("Cookie") for request in seen] == [None, None]
     assert [str(request.url) for request in seen] == ["https://api.twilio.test/2010-04-01/Accounts.json"] * 2
+
+
+def test_basic_authorization_is_the_header_httpx_basic_auth_sends() -> None:
+    request = httpx.Request("GET", "https://api.twilio.test/")
+    expected = next(httpx.BasicAuth("AC1", "s3cret:with colon").auth_flow(request)).headers["Authorization"]
+
+    assert basic_authorization("AC1", "s3cret:with colon") == expected
+
+
+@pytest.mark.asyncio
+async def test_requests_keep_the_base_urls_path_and_a_next_page_uris_query() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json={})
+
+    async with TwilioHttp("https://proxy.test/twilio/", transport=httpx.MockTransport(handler)) as http:
+        authorization = basic_authorization("AC1", "t")
+        await http.request("GET", "/2010-04-01/Messages.json?Page=1&PageToken=PA1", authorization=authorization)
+        await http.request("GET", "/2010-04-01/Messages.json", authorization=authorization, params={"To": "+1 415"})
+        await http.request("POST", "/2010-04-01/Messages.json", authorization=authorization, data={"Body": "a&b"})
+
+    assert [str(request.url) for request in seen] == [
+        "https://proxy.test/twilio/2010-04-01/Messages.json?Page=1&PageToken=PA1",
+        "https://proxy.test/twilio/2010-04-01/Messages.json?To=%2B1+415",
+        "https://proxy.test/twilio/2010-04-01/Messages.json",
+    ]
+    assert seen[2].headers["Content-Type"] == "application/x-www-form-urlencoded"
+    assert seen[2].content == b"Body=a%26b"
+    assert {request.headers["Authorization"] for request in seen} == {authorization}
+
+
+@pytest.mark.asyncio
+async def test_waiting_longer_than_the_pool_timeout_for_a_connection_sends_nothing_and_says_so() -> None:
+    release = asyncio.Event()
+
+    async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        await release.wait()
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+        await writer.drain()
+        writer.close()
+
+    timeout = httpx.Timeout(connect=1.0, read=5.0, write=1.0, pool=0.2)
+    async with await asyncio.start_server(hold, "127.0.0.1", 0) as server:
+        host, port = server.sockets[0].getsockname()[:2]
+        async with TwilioHttp(f"http://{host}:{port}", max_connections=1, timeout=timeout) as http:
+            authorization = basic_authorization("AC1", "t")
+            first = asyncio.create_task(http.request("GET", "/held", authorization=authorization))
+            await asyncio.sleep(0.1)
+            with pytest.raises(httpx.TransportError) as caught:
+                await http.request("POST", "/waiting", authorization=authorization, data={"Body": "x"})
+            release.set()
+            answered = await first
+
+    assert nothing_was_sent(caught.value)
+    assert answered.status_code == 200
+
+
+@pytest.mark.asyncio
+async def test_production_transport_sends_one_user_agent_and_asks_for_no_compression() -> None:
+    heads: list[bytes] = []
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        heads.append(await reader.readuntil(b"\r\n\r\n"))
+        writer.write(b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 12\r\n\r\n{"ok": true}')
+        await writer.drain()
+        writer.close()
+
+    async with await asyncio.start_server(answer, "127.0.0.1", 0) as server:
+        host, port = server.sockets[0].getsockname()[:2]
+        async with TwilioHttp(f"http://{host}:{port}") as http:
+            response = await http.request("GET", "/x", authorization=basic_authorization("AC1", "t"))
+
+    lines = [line.lower() for line in heads[0].split(b"\r\n")]
+    assert response.json() == {"ok": True}
+    assert [line for line in lines if line.startswith(b"user-agent:")] == [b"user-agent: smsdispatch/0.1 (+httpx)"]
+    assert not [line for line in lines if line.startswith(b"accept-encoding:")]
+    assert b"authorization: " + basic_authorization("AC1", "t").lower().encode() in lines
