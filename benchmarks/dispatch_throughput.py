@@ -76,9 +76,9 @@ def naive_sdk_rate(base_url: str, account: str, token: str, sender: str, seconds
     return sent / (time.perf_counter() - started)
 
 
-def start_profiler(prefix: str, pid: int, workers: int) -> subprocess.Popen[bytes]:
-    """py-spy (in the dev extras) sampling the first worker; collapsed stacks go to PREFIX-N.txt."""
-    out = f"{prefix}-{workers}.txt"
+def start_profiler(prefix: str, pid: int, workers: int, phase: str) -> subprocess.Popen[bytes]:
+    """py-spy (in the dev extras) sampling the first worker; collapsed stacks go to PREFIX-N-PHASE.txt."""
+    out = f"{prefix}-{workers}-{phase}.txt"
     beside = Path(sys.executable).with_name("py-spy")  # the venv's, whether or not the venv is on PATH
     command = [
         str(beside) if beside.exists() else "py-spy",
@@ -93,6 +93,12 @@ def start_profiler(prefix: str, pid: int, workers: int) -> subprocess.Popen[byte
         "200",
     ]
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def stop_profiler(profiler: subprocess.Popen[bytes] | None) -> None:
+    if profiler is not None:
+        profiler.send_signal(signal.SIGINT)
+        profiler.wait(timeout=60)
 
 
 def proc_cpu_seconds(pid: int) -> float:
@@ -173,7 +179,11 @@ def main() -> None:
     parser.add_argument("--tenants", type=int, default=10)
     parser.add_argument("--latency-ms", type=int, default=50)
     parser.add_argument("--workers", default="1", help="worker counts to measure, comma-separated (1,2)")
-    parser.add_argument("--profile", help="sample the first worker with py-spy into PROFILE-<workers>.txt")
+    parser.add_argument(
+        "--profile",
+        help="sample the first worker with py-spy: the burst of (c) into PROFILE-<workers>-burst.txt, the steady "
+        "load of (f) into PROFILE-<workers>-steady.txt",
+    )
     args = parser.parse_args()
     worker_counts = [int(n) for n in args.workers.split(",")]
     work = Path(tempfile.mkdtemp(prefix="smsdispatch-bench-"))
@@ -227,18 +237,18 @@ def main() -> None:
                 time.sleep(3)  # let the group settle: the first rebalances are not part of the figure
                 pids = [pid for worker in workers if (pid := worker.pid) is not None]
                 cpu_before = sum(proc_cpu_seconds(pid) for pid in pids)
-                profiler = start_profiler(args.profile, pids[0], count) if args.profile else None
+                profiler = start_profiler(args.profile, pids[0], count, "burst") if args.profile else None
                 rate, dispatched = asyncio.run(pipeline(broker_url, tenants, args.requests))
-                if profiler is not None:
-                    profiler.send_signal(signal.SIGINT)
-                    profiler.wait(timeout=60)
+                stop_profiler(profiler)
                 worker_cpu_us = (sum(proc_cpu_seconds(pid) for pid in pids) - cpu_before) / args.requests * 1e6
                 # The log sink and the tracker (pending polls) follow the outcomes: their work counts too, and the
                 # latency figure is taken on a worker that has caught up, not one still busy with the burst.
                 settled_after = wait_until_idle(pids)
                 total_cpu_us = (sum(proc_cpu_seconds(pid) for pid in pids) - cpu_before) / args.requests * 1e6
                 split = [int(worker_metric(worker.base_url, "smsdispatch_requests_total")) for worker in workers]
+                profiler = start_profiler(args.profile, pids[0], count, "steady") if args.profile else None
                 p50, p99 = asyncio.run(latencies(broker_url, tenants, rate / 2, seconds=10))
+                stop_profiler(profiler)
                 peak = max(peak_rss_mb(pid) for pid in pids)
             finally:
                 for worker in workers:

@@ -2,13 +2,14 @@
 """Sends per second TwilioProvider sustains against the Twilio simulator, with N creates in flight.
 
     .venv/bin/python benchmarks/provider_throughput.py [--requests 3000] [--inflight 100]
-        [--latency-ms 0 50] [--transport aiohttp httpcore]
+        [--latency-ms 0 50] [--transport aiohttp asyncclient httpcore]
 
 For each latency, starts ``python -m smsdispatch simulator`` in a child process (one live account, no
 concurrency limit), then sends through TwilioProvider.send() with the given transport: the production
-transport (aiohttp underneath), and httpx's own (httpcore) pool for comparison. Prints one line per run: sends/s, and
-the client's CPU time per send (its own cost, which the machine's load does not inflate the way it does
-wall-clock rates). At 50 ms the ceiling is inflight / 0.05 s = 2,000 sends/s; at 0 ms the simulator's speed
+transport (aiohttp underneath), and for comparison the bare create through ``httpx.AsyncClient`` on that same
+transport ("asyncclient", no provider logic: the client layers TwilioHttp leaves out) and httpx's own (httpcore)
+pool. Prints one line per run: sends/s, and the client's CPU time per send (its own cost, which the machine's
+load does not inflate the way it does wall-clock rates). At 50 ms the ceiling is inflight / 0.05 s = 2,000 sends/s; at 0 ms the simulator's speed
 is part of the figure, and on a 2-core machine the simulator and the client share the CPUs.
 """
 
@@ -30,6 +31,7 @@ import httpx
 from pydantic import SecretStr
 
 from smsdispatch.adapters.twilio import OutgoingSms, RetryPolicy, TwilioHttp, TwilioProvider
+from smsdispatch.adapters.twilio._transport import AiohttpTransport
 from smsdispatch.contract import TenantConfig
 
 ACCOUNT_SID = "AC" + "0b" * 16
@@ -82,6 +84,8 @@ class Figures:
 
 async def measure(base_url: str, transport_name: str, requests: int, inflight: int) -> Figures:
     """Sends per second over ``requests`` sends, the client CPU each cost, and how many were retried."""
+    if transport_name == "asyncclient":
+        return await measure_async_client(base_url, requests, inflight)
     transport: httpx.AsyncBaseTransport | None = None
     if transport_name == "httpcore":
         limits = httpx.Limits(max_connections=inflight, max_keepalive_connections=inflight)
@@ -103,12 +107,38 @@ async def measure(base_url: str, transport_name: str, requests: int, inflight: i
     return Figures(requests / elapsed, cpu / requests * 1e6, sum(1 for a in attempts if a > 1))
 
 
+async def measure_async_client(base_url: str, requests: int, inflight: int) -> Figures:
+    """The same creates through ``httpx.AsyncClient`` over the production transport, no provider logic: what
+    the client's layers (auth flow, redirects, cookies, URL merging) cost, which TwilioHttp leaves out."""
+    gate = asyncio.Semaphore(inflight)
+    path = f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json"
+    transport = AiohttpTransport(max_connections=inflight)
+    async with httpx.AsyncClient(base_url=base_url, transport=transport, auth=(ACCOUNT_SID, AUTH_TOKEN)) as client:
+
+        async def one(number: int) -> None:
+            async with gate:
+                form = {"To": TO_NUMBER, "From": FROM_NUMBER, "Body": f"Benchmark message {number}"}
+                response = await client.post(path, data=form)
+                assert response.status_code == 201, response.status_code
+
+        await asyncio.gather(*(one(n) for n in range(min(inflight, requests))))
+        started, cpu_started = time.perf_counter(), time.process_time()
+        await asyncio.gather(*(one(n) for n in range(requests)))
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+    return Figures(requests / elapsed, cpu / requests * 1e6, 0)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--inflight", type=int, default=100)
     parser.add_argument("--latency-ms", type=float, nargs="+", default=[0.0, 50.0])
-    parser.add_argument("--transport", nargs="+", choices=["aiohttp", "httpcore"], default=["aiohttp", "httpcore"])
+    parser.add_argument(
+        "--transport",
+        nargs="+",
+        choices=["aiohttp", "asyncclient", "httpcore"],
+        default=["aiohttp", "asyncclient", "httpcore"],
+    )
     args = parser.parse_args()
     print(f"TwilioProvider.send() against the simulator: {args.requests} sends, {args.inflight} in flight")
     for latency in args.latency_ms:

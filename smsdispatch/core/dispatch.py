@@ -145,7 +145,9 @@ class Dispatcher:
     async def _dispatch(self, record: InboundRecord, request: SmsRequested, key: bytes, work: Work[Any]) -> None:
         """The request's phases, in order, over one :class:`Job`: each either answers it (sets ``outcome``) or
         hands it to the next; the outcome is then recorded and published."""
-        job = Job(record, request, key, work, previous=self._ledger.get(key))
+        # Routing brought the request to its tenant's home partition (when that is known), where its entry lives.
+        previous = self._ledger.get(key, self._options.partition_for(request.tenant_id))
+        job = Job(record, request, key, work, previous=previous)
         if await self._repeated(job):
             return
         for phase in (self._resolve_tenant, self._admit, self._mark_sending, self._send_and_learn):

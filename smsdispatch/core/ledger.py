@@ -93,10 +93,13 @@ class Ledger:
         #: Whether the last :meth:`expire` call reached the end of the store (a sweep is complete).
         self.swept = True
 
-    def get(self, key: bytes) -> LedgerEntry | None:
+    def get(self, key: bytes, partition: int | None = None) -> LedgerEntry | None:
         """The request's entry. An entry that cannot be read counts as ``sending`` since the epoch: the request
-        may have been sent, so it is reconciled (or reported ``outcome_unknown``), never sent blindly."""
-        raw = self._store.get(key)
+        may have been sent, so it is reconciled (or reported ``outcome_unknown``), never sent blindly.
+
+        ``partition``: where the entry would have been written, when the caller knows (every entry of a tenant's
+        request lives in the tenant's home partition); None looks in every partition held here."""
+        raw = self._store.get(key, partition)
         if raw is None:
             return None
         entry = _parse(raw)

@@ -31,7 +31,10 @@ Cursor = tuple[int, bytes] | None
 
 
 class LedgerStore(Protocol):
-    def get(self, key: bytes) -> bytes | None: ...
+    def get(self, key: bytes, partition: int | None = None) -> bytes | None:
+        """The value of ``key``; looked for in ``partition`` only when it is given (the caller knows where the
+        entry would be), otherwise in every partition the store holds."""
+        ...
 
     def put(self, partition: int, key: bytes, value: bytes) -> None: ...
 
@@ -57,7 +60,7 @@ class MappingStore:
     def __init__(self, data: MutableMapping[bytes, bytes]) -> None:
         self.data = data
 
-    def get(self, key: bytes) -> bytes | None:
+    def get(self, key: bytes, partition: int | None = None) -> bytes | None:
         return self.data.get(key)
 
     def put(self, partition: int, key: bytes, value: bytes) -> None:
@@ -101,8 +104,10 @@ class RocksStore:
         self._applied_written_at: dict[int, float] = {}
         self._applied_written: dict[int, int] = {}
 
-    def get(self, key: bytes) -> bytes | None:
-        for partition in self._open_partitions():
+    def get(self, key: bytes, partition: int | None = None) -> bytes | None:
+        # One partition when the caller knows it: a new request (the common case) is a miss in every partition,
+        # and each miss costs a memtable search on top of the bloom filters (2% of the worker's CPU for 8).
+        for partition in self._open_partitions() if partition is None else (partition,):
             db = self._db_for(partition)
             if db.key_may_exist(key):  # a bloom-filter check: cheap for the partitions that do not hold it
                 value: bytes | None = db.get(key)

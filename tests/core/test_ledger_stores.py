@@ -104,6 +104,18 @@ async def test_entries_of_different_partitions_are_found_wherever_they_live(back
 
 
 @pytest.mark.asyncio
+async def test_an_entry_is_found_in_the_partition_it_was_written_to_when_the_caller_names_it(backend: Backend) -> None:
+    ledger = Ledger(backend.store, InMemoryChangelog())
+    key = ledger_key("acme", "r-1")
+    await ledger.mark(key, entry(partition=2))
+
+    assert ledger.get(key, 2) == entry(partition=2)
+    assert ledger.get(ledger_key("acme", "r-unknown"), 2) is None
+    if backend.rocks is not None:  # the memory store has one namespace; RocksDB looks in the named partition only
+        assert ledger.get(key, 1) is None
+
+
+@pytest.mark.asyncio
 async def test_expiry_drops_old_entries_with_tombstones_and_keeps_young_ones(backend: Backend) -> None:
     changelog = InMemoryChangelog()
     ledger = Ledger(backend.store, changelog)
