@@ -6,7 +6,11 @@ which breaks co-partitioning with the tables, so the worker creates them explici
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -64,17 +68,56 @@ async def ensure_topics(
 
 
 async def check_partitions(
-    broker_url: str, partitions: int, specs: tuple[TopicSpec, ...] = CONTRACT_TOPICS, replication_factor: int = 1
+    broker_url: str,
+    partitions: int,
+    specs: tuple[TopicSpec, ...] = CONTRACT_TOPICS,
+    replication_factor: int = 1,
+    *,
+    visible_within: float = 15.0,
 ) -> list[str]:
-    """Create the missing topics; return those that exist with another partition count than ``partitions``."""
+    """Create the missing topics; return those that exist with another partition count than ``partitions``.
+
+    A topic created a moment ago may not be in the broker's metadata yet (described with an error and no
+    partitions), which is not a mismatch: it is described again until every topic is visible, for at most
+    ``visible_within`` seconds, after which :class:`TopicsNotVisible` is raised.
+    """
     await ensure_topics(broker_url, partitions, specs, replication_factor)
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers(broker_url))
     await admin.start()
     try:
-        described = await admin.describe_topics([spec.name for spec in specs])
+        described = await describe_when_visible(admin, [spec.name for spec in specs], visible_within)
     finally:
         await admin.close()
     return sorted(str(meta.get("topic")) for meta in described if len(meta.get("partitions", [])) != partitions)
+
+
+class _Describes(Protocol):
+    async def describe_topics(self, topics: list[str]) -> list[dict[str, Any]]: ...
+
+
+async def describe_when_visible(
+    admin: _Describes,
+    names: list[str],
+    within: float,
+    *,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> list[dict[str, Any]]:
+    """The topics as the broker describes them, once none is described with an error (a topic created a moment
+    ago is "unknown" until the metadata has it). Raises :class:`TopicsNotVisible` after ``within`` seconds."""
+    deadline = clock() + within
+    while True:
+        described = await admin.describe_topics(names)
+        unseen = sorted(str(meta.get("topic")) for meta in described if meta.get("error_code", 0) != 0)
+        if not unseen:
+            return described
+        if clock() > deadline:
+            raise TopicsNotVisible(f"{', '.join(unseen)} not in the broker's metadata after {within:g}s")
+        await sleep(0.2)
+
+
+class TopicsNotVisible(Exception):
+    """Topics the worker created (or found listed) that the broker still does not describe."""
 
 
 def groupless_consumer(broker_url: str) -> AIOKafkaConsumer:
