@@ -1,7 +1,10 @@
-"""A worker told to stop exits within its bound, however stuck its shutdown is."""
+"""The worker process around Faust's Worker: a stop exits within its bound, however stuck the shutdown is, and what
+survived startup is frozen out of the garbage collector's passes."""
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import signal
 import threading
 import time
@@ -48,3 +51,27 @@ def test_a_second_signal_does_not_arm_a_second_watchdog() -> None:
     time.sleep(0.3)
 
     assert exits == [1]
+
+
+class StartingWorker(StuckWorker):
+    """Faust's Worker as far as startup goes: ``on_startup_finished`` runs once the app is fully started."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.started = False
+
+    async def on_startup_finished(self) -> None:
+        self.started = True
+
+
+def test_what_is_alive_once_the_worker_has_started_is_kept_out_of_later_collections() -> None:
+    long_lived = [object() for _ in range(1000)]
+    worker = bounded_stop_worker(StartingWorker, 5.0)()
+    gc.unfreeze()
+    try:
+        asyncio.run(worker.on_startup_finished())
+
+        assert worker.started
+        assert gc.get_freeze_count() >= len(long_lived)
+    finally:
+        gc.unfreeze()
