@@ -9,8 +9,9 @@ concurrency limit), then sends through TwilioProvider.send() with the given tran
 transport (aiohttp underneath), and for comparison the bare create through ``httpx.AsyncClient`` on that same
 transport ("asyncclient", no provider logic: the client layers TwilioHttp leaves out) and httpx's own (httpcore)
 pool. Prints one line per run: sends/s, and the client's CPU time per send (its own cost, which the machine's
-load does not inflate the way it does wall-clock rates). At 50 ms the ceiling is inflight / 0.05 s = 2,000 sends/s; at 0 ms the simulator's speed
-is part of the figure, and on a 2-core machine the simulator and the client share the CPUs.
+load does not inflate the way it does wall-clock rates). At 50 ms the ceiling is inflight / 0.05 s = 2,000
+sends/s; at 0 ms the simulator's speed is part of the figure, and on a 2-core machine the simulator and the
+client share the CPUs.
 """
 
 from __future__ import annotations

@@ -107,8 +107,8 @@ class RocksStore:
     def get(self, key: bytes, partition: int | None = None) -> bytes | None:
         # One partition when the caller knows it: a new request (the common case) is a miss in every partition,
         # and each miss costs a memtable search on top of the bloom filters (2% of the worker's CPU for 8).
-        for partition in self._open_partitions() if partition is None else (partition,):
-            db = self._db_for(partition)
+        for where in self._open_partitions() if partition is None else (partition,):
+            db = self._db_for(where)
             if db.key_may_exist(key):  # a bloom-filter check: cheap for the partitions that do not hold it
                 value: bytes | None = db.get(key)
                 if value is not None:
