@@ -31,8 +31,7 @@ from dataclasses import dataclass
 import httpx
 from pydantic import SecretStr
 
-from smsdispatch.adapters.twilio import OutgoingSms, RetryPolicy, TwilioHttp, TwilioProvider
-from smsdispatch.adapters.twilio._transport import AiohttpTransport
+from smsdispatch.adapters.twilio import AiohttpTransport, OutgoingSms, RetryPolicy, TwilioHttp, TwilioProvider
 from smsdispatch.contract import TenantConfig
 
 ACCOUNT_SID = "AC" + "0b" * 16

@@ -9,6 +9,7 @@ Usage::
 This adapter imports only the contract (``smsdispatch.contract``) of ours.
 """
 
+from smsdispatch.adapters.twilio._transport import AiohttpTransport
 from smsdispatch.adapters.twilio.errors import (
     UNSUBSCRIBED_RECIPIENT,
     AuthenticationError,
@@ -38,6 +39,7 @@ __all__ = [
     "UNSUBSCRIBED_RECIPIENT",
     "AccountInfo",
     "AccountType",
+    "AiohttpTransport",
     "AuthenticationError",
     "Encoding",
     "Expired",
