@@ -40,7 +40,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
 
     def __init__(self, *, max_connections: int, ssl_context: ssl.SSLContext | None = None) -> None:
         self._max_connections = max_connections
-        self._ssl = ssl_context if ssl_context is not None else ssl.create_default_context()
+        # httpx's own default: certifi's CA bundle, or SSL_CERT_FILE / SSL_CERT_DIR when set.
+        self._ssl = ssl_context if ssl_context is not None else httpx.create_ssl_context()
         self._session: aiohttp.ClientSession | None = None
         self._timeouts: dict[tuple[float | None, ...], aiohttp.ClientTimeout] = {}
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import aiohttp
@@ -16,7 +17,14 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from smsdispatch.adapters.twilio import OutgoingSms, ProviderUnavailable, TwilioHttp, TwilioProvider, UnknownOutcome
+from smsdispatch.adapters.twilio import (
+    AiohttpTransport,
+    OutgoingSms,
+    ProviderUnavailable,
+    TwilioHttp,
+    TwilioProvider,
+    UnknownOutcome,
+)
 from smsdispatch.adapters.twilio.http_client import basic_authorization, nothing_was_sent
 from tests.accounts import token_config
 
@@ -300,3 +308,10 @@ async def test_production_transport_sends_one_user_agent_and_asks_for_no_compres
     assert [line for line in lines if line.startswith(b"user-agent:")] == [b"user-agent: smsdispatch/0.1 (+httpx)"]
     assert not [line for line in lines if line.startswith(b"accept-encoding:")]
     assert b"authorization: " + basic_authorization("AC1", "t").lower().encode() in lines
+
+
+def test_the_production_transport_verifies_twilios_certificate_and_host_name_by_default() -> None:
+    context = AiohttpTransport(max_connections=1)._ssl
+
+    assert context.verify_mode == ssl.CERT_REQUIRED
+    assert context.check_hostname
