@@ -20,7 +20,7 @@ Scans for expiry go key by key from a cursor, a bounded number per call, and nev
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, MutableMapping
+from collections.abc import Callable, Collection, MutableMapping
 from typing import Any, Protocol
 
 #: Faust keeps its restore position in each partition's RocksDB under this key; it is not a ledger entry.
@@ -92,7 +92,7 @@ class RocksStore:
     def __init__(
         self,
         db_for_partition: Callable[[int], Any],
-        open_partitions: Callable[[], Iterable[int]],
+        open_partitions: Callable[[], Collection[int]],
         persist_offset: Callable[[int, int], None],
     ) -> None:
         self._db_for = db_for_partition
@@ -106,8 +106,10 @@ class RocksStore:
 
     def get(self, key: bytes, partition: int | None = None) -> bytes | None:
         # One partition when the caller knows it: a new request (the common case) is a miss in every partition,
-        # and each miss costs a memtable search on top of the bloom filters (2% of the worker's CPU for 8).
-        for where in self._open_partitions() if partition is None else (partition,):
+        # and each miss costs a memtable search on top of the bloom filters (2% of the worker's CPU for 8). Only
+        # open ones, as without a hint: asking for another would open its database.
+        held = self._open_partitions()
+        for where in (partition,) if partition is not None and partition in held else held:
             db = self._db_for(where)
             if db.key_may_exist(key):  # a bloom-filter check: cheap for the partitions that do not hold it
                 value: bytes | None = db.get(key)

@@ -108,11 +108,15 @@ async def test_an_entry_is_found_in_the_partition_it_was_written_to_when_the_cal
     ledger = Ledger(backend.store, InMemoryChangelog())
     key = ledger_key("acme", "r-1")
     await ledger.mark(key, entry(partition=2))
+    await ledger.mark(ledger_key("acme", "r-0"), entry(partition=1))
 
     assert ledger.get(key, 2) == entry(partition=2)
     assert ledger.get(ledger_key("acme", "r-unknown"), 2) is None
     if backend.rocks is not None:  # the memory store has one namespace; RocksDB looks in the named partition only
         assert ledger.get(key, 1) is None
+        # A partition whose database is not open here is not opened by a look-up: the open ones are searched.
+        assert ledger.get(key, 7) == entry(partition=2)
+        assert sorted(backend.rocks.dbs) == [1, 2]
 
 
 @pytest.mark.asyncio
