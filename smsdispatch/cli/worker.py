@@ -41,6 +41,10 @@ def run(args: argparse.Namespace) -> int:
     ):
         if url is not None and not _is_http_url(url):
             raise CliError(f"{name} must be an http:// or https:// URL with a host.", exit_code=2)
+    if _has_credentials(settings.twilio_base_url):
+        # Tenants' credentials go in the Authorization header; a password in the URL would be repeated in every
+        # transport error. (A public URL may carry them: Twilio sends callbacks with basic auth that way.)
+        raise CliError("SMSDISPATCH_TWILIO_BASE_URL must not carry a user name or password.", exit_code=2)
 
     from smsdispatch.runtime.launch import run_worker
     from smsdispatch.runtime.topics import check_partitions
@@ -89,6 +93,11 @@ def lock_data_dir(data_dir: Path) -> IO[str]:
     handle.write(f"pid {os.getpid()}")
     handle.flush()
     return handle
+
+
+def _has_credentials(url: str) -> bool:
+    parts = urlsplit(url)
+    return parts.username is not None or parts.password is not None
 
 
 def _is_http_url(url: str) -> bool:

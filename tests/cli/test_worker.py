@@ -1,4 +1,5 @@
-"""A data dir has one worker. (A worker told to stop exits within its bound: tests/runtime/test_launch.py.)"""
+"""A data dir has one worker, and a worker refuses URLs it cannot use safely before it starts. (A worker told to
+stop exits within its bound: tests/runtime/test_launch.py.)"""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from smsdispatch.adapters.crypto import generate_key
+from smsdispatch.cli import main as cli
 from smsdispatch.cli._common import CliError
 from smsdispatch.cli.worker import lock_data_dir
 
@@ -28,3 +31,17 @@ def test_the_data_dir_is_free_again_once_its_worker_is_gone(tmp_path: Path) -> N
     lock_data_dir(tmp_path).close()
 
     lock_data_dir(tmp_path).close()
+
+
+def test_a_twilio_base_url_with_a_password_is_refused_in_one_sentence_that_does_not_repeat_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    monkeypatch.setenv("SMSDISPATCH_ENCRYPTION_KEYS", generate_key())
+    monkeypatch.setenv("SMSDISPATCH_TWILIO_BASE_URL", "https://proxy-user:pr0xy-s3cret@twilio-proxy.example.com")
+
+    code = cli(["worker", "--data-dir", str(tmp_path)])
+
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.strip() == "smsdispatch worker: SMSDISPATCH_TWILIO_BASE_URL must not carry a user name or password."
+    assert "pr0xy-s3cret" not in err

@@ -29,13 +29,14 @@ class TwilioHttp:
 
     ``base_url`` is Twilio's own unless given (the worker passes ``SMSDISPATCH_TWILIO_BASE_URL``).
     ``max_connections`` is the concurrency cap: the transport never opens more sockets than that, so requests
-    beyond it wait for a free connection (at most ``timeout.pool`` seconds, after which nothing was sent and the
-    call may be retried).
+    beyond it wait for a free connection (at most ``timeout.pool`` + ``timeout.connect`` seconds, after which
+    nothing was sent and the call may be retried).
 
     Requests are httpx ``Request`` objects handed straight to the transport. ``httpx.AsyncClient`` is not in
-    the path: its auth flow, redirect loop, cookie jar, URL merging and response re-streaming cost about a third
-    of the worker's CPU per create (py-spy, benchmarks/dispatch_throughput.py --profile) and do nothing for a
-    client that follows no redirects, keeps no cookies and sends one precomputed Authorization header.
+    the path: its auth flow, redirect loop, cookie jar and URL merging do nothing for a client that follows no
+    redirects, keeps no cookies and sends one precomputed Authorization header, and cost more than the whole
+    provider does without them (benchmarks/provider_throughput.py: a bare create through ``AsyncClient`` on the
+    same transport 518 to 636 µs of CPU, ``TwilioProvider.send`` 341 to 427 µs).
     """
 
     def __init__(
@@ -144,3 +145,7 @@ def _check_base_url(url: str) -> None:
     if parsed is None or parsed.scheme not in ("http", "https") or not parsed.host:
         # The URL itself is left out of the message: a mistyped one may carry user:password@.
         raise ValueError("The Twilio base URL must be an http(s) URL such as https://api.twilio.com.")
+    if parsed.userinfo:
+        # Twilio's credentials go in the Authorization header, per tenant; a password in the URL would be
+        # repeated in every transport error's message.
+        raise ValueError("The Twilio base URL must not carry a user name or password.")

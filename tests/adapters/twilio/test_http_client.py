@@ -214,6 +214,13 @@ def test_base_url_that_is_not_http_is_refused_without_echoing_it(url: str) -> No
     assert "s3cret" not in str(caught.value)
 
 
+def test_base_url_with_a_password_is_refused_without_echoing_it() -> None:
+    with pytest.raises(ValueError, match="must not carry a user name or password") as caught:
+        TwilioHttp("https://user:s3cret@twilio-proxy.example.com")
+
+    assert "s3cret" not in str(caught.value)
+
+
 @pytest.mark.asyncio
 async def test_cookies_twilio_sets_are_neither_kept_nor_sent_back() -> None:
     seen: list[httpx.Request] = []
