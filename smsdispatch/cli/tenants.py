@@ -78,7 +78,11 @@ async def verified_record(
     now = datetime.now(UTC)
     if not verify:
         return TenantRecord(tenant_id=tenant_id, config=keyring.seal(config), verified=False, updated_at=now)
-    async with TwilioHttp(settings.twilio_base_url, max_connections=4) as http:
+    try:
+        wire = TwilioHttp(settings.twilio_base_url, max_connections=4)
+    except ValueError as exc:  # SMSDISPATCH_TWILIO_BASE_URL unusable; the message never quotes the URL
+        raise CliError(str(exc), exit_code=2) from None
+    async with wire as http:
         try:
             info = await TwilioProvider(config, http).verify()
         except AuthenticationError as exc:

@@ -172,6 +172,18 @@ def test_an_invalid_sender_is_bad_usage(env: Keyring, capsys: pytest.CaptureFixt
     assert capsys.readouterr().err.startswith("smsdispatch tenants: --from")
 
 
+def test_a_twilio_base_url_with_a_password_is_bad_usage_in_one_sentence_that_does_not_repeat_it(
+    env: Keyring, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("SMSDISPATCH_TWILIO_BASE_URL", "https://user:pr0xy-s3cret@twilio-proxy.example.com")
+
+    assert main(["tenants", "set", tenant_id(), *LIVE_ARGS]) == 2
+
+    err = capsys.readouterr().err
+    assert err.strip() == "smsdispatch tenants: The Twilio base URL must not carry a user name or password."
+    assert "pr0xy-s3cret" not in err
+
+
 def test_verify_of_credentials_twilio_now_refuses_republishes_the_tenant_unverified(
     env: Keyring, kafka_broker_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
