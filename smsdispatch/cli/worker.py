@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
         # transport error. (A public URL may carry them: Twilio sends callbacks with basic auth that way.)
         raise CliError("SMSDISPATCH_TWILIO_BASE_URL must not carry a user name or password.", exit_code=2)
 
-    from smsdispatch.runtime.launch import run_worker
+    from smsdispatch.runtime.launch import run_worker, use_uvloop
     from smsdispatch.runtime.topics import check_partitions
     from smsdispatch.runtime.worker import build_worker
 
@@ -63,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
             f"{', '.join(mismatched)} exist with another partition count than SMSDISPATCH_PARTITIONS="
             f"{settings.partitions}: set it to match, since tenants' requests and tables must share partitions."
         )
+    use_uvloop()  # before the app exists: Faust takes its loop when first asked
     streams = build_worker(settings, keyring)
     os.makedirs(streams.app.conf.datadir, exist_ok=True)
     _lock = lock_data_dir(Path(streams.app.conf.datadir))  # held until the process exits

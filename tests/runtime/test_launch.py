@@ -1,5 +1,5 @@
-"""The worker process around Faust's Worker: a stop exits within its bound, however stuck the shutdown is, and what
-survived startup is frozen out of the garbage collector's passes."""
+"""The worker process around Faust's Worker: a stop exits within its bound, however stuck the shutdown is, what
+survived startup is frozen out of the garbage collector's passes, and its loops are uvloop's."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ import threading
 import time
 from typing import Any
 
-from smsdispatch.runtime.launch import bounded_stop_worker
+import pytest
+
+from smsdispatch.runtime.launch import bounded_stop_worker, use_uvloop
 
 
 class StuckWorker:
@@ -75,3 +77,16 @@ def test_what_is_alive_once_the_worker_has_started_is_kept_out_of_later_collecti
         assert gc.get_freeze_count() >= len(long_lived)
     finally:
         gc.unfreeze()
+
+
+def test_loops_made_after_use_uvloop_are_uvloops_when_it_is_installed() -> None:
+    uvloop = pytest.importorskip("uvloop", reason="uvloop has no build for this platform")
+    try:
+        assert use_uvloop() is True
+        loop = asyncio.new_event_loop()  # as Faust's worker and its consumer thread make theirs
+        try:
+            assert isinstance(loop, uvloop.Loop)
+        finally:
+            loop.close()
+    finally:
+        asyncio.set_event_loop_policy(None)
