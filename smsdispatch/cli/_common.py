@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import ValidationError
 
 from smsdispatch.adapters.crypto import KeyConfigError, Keyring
+from smsdispatch.adapters.twilio import check_base_url
 from smsdispatch.contract.settings import DEFAULT_BROKER, Settings
 
 
@@ -25,6 +26,15 @@ def load_settings(**overrides: object) -> Settings:
         name = "SMSDISPATCH_" + str(first["loc"][0]).upper() if first["loc"] else "an SMSDISPATCH_ variable"
         raise CliError(f"{name} is not valid: {first['msg']}.", exit_code=2) from None
     return settings.model_copy(update=overrides) if overrides else settings
+
+
+def twilio_base_url(settings: Settings) -> str:
+    """SMSDISPATCH_TWILIO_BASE_URL, or one sentence (bad usage) saying why it cannot be used."""
+    try:
+        check_base_url(settings.twilio_base_url)
+    except ValueError as exc:  # the adapter's sentence never quotes the URL, which may hold a password
+        raise CliError(f"{str(exc).rstrip('.')} (SMSDISPATCH_TWILIO_BASE_URL).", exit_code=2) from None
+    return settings.twilio_base_url
 
 
 def broker_for_messages() -> str:

@@ -18,7 +18,7 @@ from pydantic import SecretStr, TypeAdapter, ValidationError
 
 from smsdispatch.adapters.crypto import CryptoError, Keyring
 from smsdispatch.adapters.twilio import AuthenticationError, ProviderError, TwilioHttp, TwilioProvider
-from smsdispatch.cli._common import CliError, bad_usage, load_keyring, load_settings, unreachable_kafka
+from smsdispatch.cli._common import CliError, bad_usage, load_keyring, load_settings, twilio_base_url, unreachable_kafka
 from smsdispatch.cli.tenant_settings import add_rate_and_webhook, apply_settings, print_secret_once
 from smsdispatch.client import latest_tenant_records, publish_tenant, publish_tenants
 from smsdispatch.contract import TenantConfig, TenantRecord, describe_tenant
@@ -78,11 +78,7 @@ async def verified_record(
     now = datetime.now(UTC)
     if not verify:
         return TenantRecord(tenant_id=tenant_id, config=keyring.seal(config), verified=False, updated_at=now)
-    try:
-        wire = TwilioHttp(settings.twilio_base_url, max_connections=4)
-    except ValueError as exc:  # SMSDISPATCH_TWILIO_BASE_URL unusable; the message never quotes the URL
-        raise CliError(str(exc), exit_code=2) from None
-    async with wire as http:
+    async with TwilioHttp(twilio_base_url(settings), max_connections=4) as http:
         try:
             info = await TwilioProvider(config, http).verify()
         except AuthenticationError as exc:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import IO
 from urllib.parse import urlsplit
 
-from smsdispatch.cli._common import CliError, load_keyring, load_settings
+from smsdispatch.cli._common import CliError, load_keyring, load_settings, twilio_base_url
 from smsdispatch.cli._logging import worker_logging
 
 
@@ -35,16 +35,9 @@ def run(args: argparse.Namespace) -> int:
         overrides["data_dir"] = args.data_dir
     settings = load_settings(**overrides)
     keyring = load_keyring(settings)
-    for name, url in (
-        ("SMSDISPATCH_TWILIO_BASE_URL", settings.twilio_base_url),
-        ("SMSDISPATCH_PUBLIC_URL", settings.public_url),
-    ):
-        if url is not None and not _is_http_url(url):
-            raise CliError(f"{name} must be an http:// or https:// URL with a host.", exit_code=2)
-    if _has_credentials(settings.twilio_base_url):
-        # Tenants' credentials go in the Authorization header; a password in the URL would be repeated in every
-        # transport error. (A public URL may carry them: Twilio sends callbacks with basic auth that way.)
-        raise CliError("SMSDISPATCH_TWILIO_BASE_URL must not carry a user name or password.", exit_code=2)
+    twilio_base_url(settings)
+    if settings.public_url is not None and not _is_http_url(settings.public_url):
+        raise CliError("SMSDISPATCH_PUBLIC_URL must be an http:// or https:// URL with a host.", exit_code=2)
 
     from smsdispatch.runtime.launch import run_worker, use_uvloop
     from smsdispatch.runtime.topics import check_partitions
@@ -94,11 +87,6 @@ def lock_data_dir(data_dir: Path) -> IO[str]:
     handle.write(f"pid {os.getpid()}")
     handle.flush()
     return handle
-
-
-def _has_credentials(url: str) -> bool:
-    parts = urlsplit(url)
-    return parts.username is not None or parts.password is not None
 
 
 def _is_http_url(url: str) -> bool:

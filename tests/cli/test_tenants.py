@@ -180,7 +180,9 @@ def test_a_twilio_base_url_with_a_password_is_bad_usage_in_one_sentence_that_doe
     assert main(["tenants", "set", tenant_id(), *LIVE_ARGS]) == 2
 
     err = capsys.readouterr().err
-    assert err.strip() == "smsdispatch tenants: The Twilio base URL must not carry a user name or password."
+    assert err.strip() == (
+        "smsdispatch tenants: The Twilio base URL must not carry a user name or password (SMSDISPATCH_TWILIO_BASE_URL)."
+    )
     assert "pr0xy-s3cret" not in err
 
 

@@ -43,5 +43,7 @@ def test_a_twilio_base_url_with_a_password_is_refused_in_one_sentence_that_does_
 
     err = capsys.readouterr().err
     assert code == 2
-    assert err.strip() == "smsdispatch worker: SMSDISPATCH_TWILIO_BASE_URL must not carry a user name or password."
+    assert err.strip() == (
+        "smsdispatch worker: The Twilio base URL must not carry a user name or password (SMSDISPATCH_TWILIO_BASE_URL)."
+    )
     assert "pr0xy-s3cret" not in err

@@ -25,7 +25,12 @@ from smsdispatch.adapters.twilio.errors import (
     RetryableError,
     UnknownOutcome,
 )
-from smsdispatch.adapters.twilio.http_client import DEFAULT_MAX_CONNECTIONS, DEFAULT_TIMEOUT, TwilioHttp
+from smsdispatch.adapters.twilio.http_client import (
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_TIMEOUT,
+    TwilioHttp,
+    check_base_url,
+)
 from smsdispatch.adapters.twilio.models import AccountInfo, AccountType, OutgoingSms, SendResult
 from smsdispatch.adapters.twilio.retry import RetryPolicy
 from smsdispatch.adapters.twilio.segments import Encoding, check_body, encoding_of, segment_info
@@ -59,6 +64,7 @@ __all__ = [
     "TwilioHttp",
     "TwilioProvider",
     "UnknownOutcome",
+    "check_base_url",
     "check_body",
     "compute_signature",
     "encoding_of",

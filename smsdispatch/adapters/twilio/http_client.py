@@ -47,7 +47,7 @@ class TwilioHttp:
         timeout: httpx.Timeout = DEFAULT_TIMEOUT,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        _check_base_url(base_url)
+        check_base_url(base_url)
         if max_connections < 1:
             raise ValueError("max_connections must be at least 1")
         self._base_url = httpx.URL(base_url)
@@ -137,7 +137,9 @@ def nothing_was_sent(error: httpx.TransportError) -> bool:
     return isinstance(error, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
 
 
-def _check_base_url(url: str) -> None:
+def check_base_url(url: str) -> None:
+    """Raise ValueError, in a sentence that never quotes the URL, unless ``url`` can be Twilio's base URL: http(s),
+    with a host, and without a user name or password."""
     try:
         parsed = httpx.URL(url)
     except httpx.InvalidURL:
