@@ -40,13 +40,15 @@ def run(args: argparse.Namespace) -> int:
         raise CliError("SMSDISPATCH_PUBLIC_URL must be an http:// or https:// URL with a host.", exit_code=2)
 
     from smsdispatch.runtime.launch import run_worker, use_uvloop
-    from smsdispatch.runtime.topics import check_partitions
+    from smsdispatch.runtime.topics import TopicsNotVisible, check_partitions
     from smsdispatch.runtime.worker import build_worker
 
     try:
         replicas = settings.replication_factor
         checking = check_partitions(settings.broker, settings.partitions, replication_factor=replicas)
         mismatched = asyncio.run(asyncio.wait_for(checking, timeout=30))
+    except TopicsNotVisible as exc:  # reached and created, but the broker does not describe them
+        raise CliError(f"Kafka at {settings.broker}: {exc}.") from None
     except Exception as exc:
         raise CliError(
             f"cannot reach Kafka at {settings.broker} to create the topics ({type(exc).__name__})."
