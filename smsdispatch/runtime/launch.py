@@ -1,4 +1,5 @@
-"""Running the worker in this process: Faust's ``Worker`` around the app, with a bounded stop.
+"""Running the worker in this process: Faust's ``Worker`` around the app, with a bounded stop, on uvloop, and
+with the garbage collector tuned for a long-lived process (:data:`GC_THRESHOLDS`).
 
 The CLI's ``worker`` verb builds the settings, the keyring and the app
 (:func:`~smsdispatch.runtime.worker.build_worker`) and hands them here, so Faust's process machinery stays inside
@@ -60,7 +61,8 @@ def run_worker(streams: StreamsApp, *, loglevel: str, logging_config: Mapping[st
 def bounded_stop_worker(worker_class: type[Any], seconds: float, exit: Callable[[int], None] = os._exit) -> type[Any]:
     """Faust's Worker, with a watchdog armed by the first stop signal: if the process has not exited ``seconds``
     later (a shutdown stuck on a broker that is away, a send that never returns), it exits with status 1.
-    Nothing is lost by that: offsets are committed only for finished records, so the rest is read again."""
+    Nothing is lost by that: offsets are committed only for finished records, so the rest is read again.
+    Once started, it also freezes what survived startup (:func:`freeze_startup_objects`)."""
 
     class BoundedStopWorker(worker_class):  # type: ignore[misc]
         async def on_startup_finished(self) -> None:

@@ -36,7 +36,8 @@ KEEPALIVE_SECONDS = 30.0
 
 class AiohttpTransport(httpx.AsyncBaseTransport):
     """Sends httpx requests through one lazily opened ``aiohttp.ClientSession`` of at most ``max_connections``
-    sockets; requests beyond that wait for a free one for up to the request's ``pool`` timeout."""
+    sockets; requests beyond that wait for a free one for up to the request's ``pool`` + ``connect`` timeouts
+    (aiohttp has one budget for waiting and connecting)."""
 
     def __init__(self, *, max_connections: int, ssl_context: ssl.SSLContext | None = None) -> None:
         self._max_connections = max_connections
