@@ -15,6 +15,8 @@ Configuration choices, each because of a Faust trap (docs/reference/faust-kafka.
   that wait, so in-flight sends finish within a bound, and records not finished are read again from the
   committed offset (Faust seeks every assigned partition there after each rebalance, and
   :class:`RewindingConsumer` makes that hold for partitions never committed too);
+* the ledger's, polls' and webhooks' RocksDB files are written without RocksDB's write-ahead log: they are a
+  cache of their changelogs, and :mod:`smsdispatch.runtime.rocks` says why a crash cannot lose an entry;
 * the producer is idempotent (:class:`IdempotentProducer`), so a retried write never lands twice;
 * the broker holds a fetch that found nothing new for at most :data:`FETCH_MAX_WAIT_MS` (:class:`PromptFetching`),
   not Faust's fixed 1.5 s;
@@ -41,6 +43,7 @@ from smsdispatch.contract.settings import Settings
 from smsdispatch.core.ledger import ChangelogWriter
 from smsdispatch.core.ledger_store import LedgerStore, RocksStore
 from smsdispatch.runtime.commits import OffsetCommitter
+from smsdispatch.runtime.rocks import write_without_log
 
 log = logging.getLogger(__name__)
 
@@ -242,6 +245,8 @@ def create_app(settings: Settings) -> StreamsApp:
         app.Table(name, partitions=settings.partitions, key_type=bytes, value_type=bytes, **_ledger_store(settings))
         for name in ("polls", "webhooks")
     )
+    for written_through_changelog in (ledger_table, polls_table, webhooks_table):
+        write_without_log(written_through_changelog)
     return StreamsApp(
         app, requested, tenants_source, outcomes, tenants_table, ledger_table, commits, polls_table, webhooks_table
     )
