@@ -23,7 +23,7 @@ from typing import Any
 
 import httpx
 from aiokafka.partitioner import murmur2
-from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
+from faust.sensors.prometheus import FaustMetrics
 
 from smsdispatch.adapters.crypto import Keyring
 from smsdispatch.adapters.twilio import RetryPolicy, TwilioHttp, TwilioProvider
@@ -57,6 +57,7 @@ from smsdispatch.runtime.broker_health import BrokerHealth
 from smsdispatch.runtime.followers import SuppressionFollower, TenantFollower
 from smsdispatch.runtime.pages import add_pages
 from smsdispatch.runtime.range_reader import RangeReader
+from smsdispatch.runtime.sensors import LeanPrometheusMonitor
 from smsdispatch.runtime.tenant_progress import TenantStreamProgress
 
 log = logging.getLogger("smsdispatch.worker")
@@ -87,7 +88,7 @@ def build_worker(
     app = streams.app
     metrics = metrics or DispatchMetrics()
     # Faust's own sensors (messages in, commit latency, rebalances, consumer lag...) on the same /metrics.
-    app.monitor = PrometheusMonitor(metrics=FaustMetrics.create(metrics.registry, "faust"))
+    app.monitor = LeanPrometheusMonitor(metrics=FaustMetrics.create(metrics.registry, "faust"))
     tenants = TenantDirectory(streams.tenants_table.data, keyring.unseal)
     if tenant_view is None:
         follower = TenantFollower(settings.broker, keyring.unseal, partitions=settings.partitions)
