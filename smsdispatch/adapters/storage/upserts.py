@@ -61,6 +61,7 @@ from sqlalchemy import (
     delete,
     exists,
     func,
+    literal_column,
     or_,
     text,
     update,
@@ -198,7 +199,16 @@ def _insert(dialect_name: str, table: Table) -> postgresql.Insert | sqlite.Inser
 
 
 def _rank_sql(status: ColumnElement[Any]) -> ColumnElement[int]:
-    return case(STATUS_RANK, value=status, else_=0)
+    # The ranks are written into the SQL, not bound: as bind parameters they were 152 of the upsert's 169, each
+    # processed again for every row, and most of the log sink's CPU (about 90 of ~120 µs a row).
+    whens = [(_sql_string(name), literal_column(str(rank), Integer())) for name, rank in STATUS_RANK.items()]
+    return case(*whens, value=status, else_=literal_column("0", Integer()))
+
+
+def _sql_string(constant: str) -> ColumnElement[str]:
+    if not constant.replace("_", "").isalpha():  # our own status names: nothing here needs quoting rules
+        raise ValueError(f"not a status name: {constant!r}")
+    return literal_column(f"'{constant}'", String())
 
 
 @functools.cache
