@@ -125,6 +125,11 @@ class Batcher:
         self._turn = asyncio.Lock()  # FIFO: batches are written in the order they were closed
 
     async def add(self, outcome: Loggable) -> None:
+        await self.enqueue(outcome)
+
+    def enqueue(self, outcome: Loggable) -> asyncio.Future[None]:
+        """Add ``outcome`` to the open batch now; the awaitable completes once that batch is committed. Lets a
+        caller do other work meanwhile without a task of its own for this wait."""
         if self._written is None:
             self._written = asyncio.get_running_loop().create_future()
             self._timer = asyncio.get_running_loop().call_later(self._within, self._flush)
@@ -133,7 +138,7 @@ class Batcher:
         if len(self._items) >= self._max_size:
             self._flush()
         # Shielded: a caller cancelled by a drain leaves the batch to finish for the others.
-        await asyncio.shield(written)
+        return asyncio.shield(written)
 
     def _flush(self) -> None:
         items, written = self._items, self._written

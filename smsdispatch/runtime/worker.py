@@ -13,7 +13,6 @@ and webhook deliveries it asks for are durable first.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
 from collections.abc import Awaitable, Callable
@@ -324,8 +323,15 @@ def _pipeline(streams: StreamsApp, metrics: DispatchMetrics, name: str, max_pend
 
 async def _log_one(batcher: Batcher, tracker: Tracker, outcome: Loggable | None, work: Work[Any]) -> None:
     if outcome is not None:
-        # Side by side: a webhook or a poll never waits for the database, and the record is acked after both.
-        await asyncio.gather(batcher.add(outcome), tracker.observe(outcome))
+        # Side by side: a webhook or a poll never waits for the database, and the record is acked after both. The
+        # row joins its batch first; no tasks of their own (a gather made two per outcome).
+        written = batcher.enqueue(outcome)
+        try:
+            await tracker.observe(outcome)
+        except BaseException:  # a drain cancelled it: the batch goes on for the others, nobody waits for it here
+            written.cancel()
+            raise
+        await written
 
 
 def _tracker(

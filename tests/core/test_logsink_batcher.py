@@ -75,3 +75,26 @@ async def test_a_caller_cancelled_while_waiting_leaves_its_batch_to_be_written_f
     await asyncio.wait_for(second, 5)
 
     assert database.batches == [["r-1", "r-2"]]
+
+
+async def test_an_enqueued_outcome_joins_its_batch_at_once_and_the_wait_ends_when_that_batch_is_written() -> None:
+    database = SlowDatabase(delay=0.02)
+    batcher = Batcher(database.write, max_size=2, within=60)
+
+    written = batcher.enqueue(receipt(1))
+    assert not written.done()
+    await asyncio.wait_for(batcher.add(receipt(2)), 5)  # fills the batch the first outcome is already in
+
+    assert database.batches == [["r-1", "r-2"]]
+    await asyncio.wait_for(written, 1)
+
+
+async def test_a_cancelled_enqueue_wait_leaves_its_batch_to_be_written_for_the_others() -> None:
+    database = SlowDatabase(delay=0.02)
+    batcher = Batcher(database.write, max_size=2, within=60)
+    written = batcher.enqueue(receipt(1))
+    written.cancel()
+
+    await asyncio.wait_for(batcher.add(receipt(2)), 5)
+
+    assert database.batches == [["r-1", "r-2"]]
