@@ -4,7 +4,7 @@
 process, a real Kafka broker (SMSDISPATCH_BROKER, or a private local broker started for the run):
 
     .venv/bin/python benchmarks/dispatch_throughput.py [--requests 5000] [--tenants 10] [--latency-ms 50]
-        [--workers 1,2]
+        [--workers 1,2] [--half-load-rate R] [--profile PREFIX]
 
 Prints:
   (a) the raw aiohttp ceiling against the simulator (creates/s, this process driving it with the worker's
@@ -15,8 +15,8 @@ Prints:
   (d) the worker's CPU per request, read from /proc for the worker process itself: until the last outcome, and
       in all (once the log sink and the tracking that follow have caught up);
   (e) the ratios (c)/(a), (c)/(b) and (d)/(a's CPU per create);
-  (f) request-to-outcome p50 and p99 latency with requests published at about half of (c), on a worker that
-      has caught up;
+  (f) request-to-outcome p50 and p99 latency with requests published at about half of (c) (or at
+      --half-load-rate), on a worker that has caught up, and the worker's CPU per request at that load;
   (g) the worker's peak RSS (VmHWM).
 """
 
@@ -180,6 +180,12 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=int, default=50)
     parser.add_argument("--workers", default="1", help="worker counts to measure, comma-separated (1,2)")
     parser.add_argument(
+        "--half-load-rate",
+        type=float,
+        help="publish (f) at this rate, not at half of (c): two versions compared at the same load, where the CPU "
+        "per request is steadier than in the burst (a burst's batching depends on how fast the machine is that minute)",
+    )
+    parser.add_argument(
         "--profile",
         help="sample the first worker with py-spy: the burst of (c) into PROFILE-<workers>-burst.txt, the steady "
         "load of (f) into PROFILE-<workers>-steady.txt",
@@ -246,9 +252,14 @@ def main() -> None:
                 settled_after = wait_until_idle(pids)
                 total_cpu_us = (sum(proc_cpu_seconds(pid) for pid in pids) - cpu_before) / args.requests * 1e6
                 split = [int(worker_metric(worker.base_url, "smsdispatch_requests_total")) for worker in workers]
+                steady_rate = args.half_load_rate or rate / 2
                 profiler = start_profiler(args.profile, pids[0], count, "steady") if args.profile else None
-                p50, p99 = asyncio.run(latencies(broker_url, tenants, rate / 2, seconds=10))
+                cpu_before = sum(proc_cpu_seconds(pid) for pid in pids)
+                p50, p99 = asyncio.run(latencies(broker_url, tenants, steady_rate, seconds=10))
                 stop_profiler(profiler)
+                wait_until_idle(pids)
+                steady_requests = max(1, int(steady_rate * 10))
+                steady_cpu_us = (sum(proc_cpu_seconds(pid) for pid in pids) - cpu_before) / steady_requests * 1e6
                 peak = max(peak_rss_mb(pid) for pid in pids)
             finally:
                 for worker in workers:
@@ -265,8 +276,10 @@ def main() -> None:
                 f"(e) (c)/(a) = {rate / ceiling:.2f}   (c)/(b) = {rate / naive:,.0f}x   "
                 f"(d)/(a's CPU per create) = {worker_cpu_us / raw_cpu_us:.1f}x, {total_cpu_us / raw_cpu_us:.1f}x in all"
             )
+            load = "as asked" if args.half_load_rate else "half of (c)"
             print(
-                f"(f) at {rate / 2:,.0f} requests/s (half of (c)): p50 {p50 * 1000:,.0f} ms, p99 {p99 * 1000:,.0f} ms"
+                f"(f) at {steady_rate:,.0f} requests/s ({load}): p50 {p50 * 1000:,.0f} ms, p99 {p99 * 1000:,.0f} ms; "
+                f"worker CPU {steady_cpu_us:,.0f} µs per request at that load, everything included"
             )
             print(f"(g) worker peak RSS: {peak:,.0f} MB")  # fmt: skip
     finally:
