@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from smsdispatch.core.durable_map import DurableMap
+from smsdispatch.core.ledger_store import MappingStore
 from smsdispatch.tools.testing.ledger import InMemoryChangelog
 
 
@@ -67,3 +68,26 @@ def test_scan_goes_on_from_where_it_stopped_and_wraps_around() -> None:
     seen = [durable.scan(2), durable.scan(2), durable.scan(2), durable.scan(2)]
 
     assert [[key[0] for key, _ in batch] for batch in seen] == [[0, 1], [2, 3], [4], [0, 1]]
+
+
+class PartitionsSpy(MappingStore):
+    """A store that records in which partition each look-up was asked to look."""
+
+    def __init__(self) -> None:
+        super().__init__({})
+        self.looked_in: list[int | None] = []
+
+    def get(self, key: bytes, partition: int | None = None) -> bytes | None:
+        self.looked_in.append(partition)
+        return super().get(key, partition)
+
+
+def test_the_checks_before_a_write_look_only_in_the_partition_written_to() -> None:
+    spy = PartitionsSpy()
+    durable = DurableMap(spy, InMemoryChangelog())
+
+    durable.add_if_absent(5, b"k", b"v")
+    durable.replace(5, b"k", b"v", b"w")
+    durable.discard(5, b"k")
+
+    assert spy.looked_in == [5, 5, 5]
