@@ -56,6 +56,7 @@ from smsdispatch.runtime.broker_health import BrokerHealth
 from smsdispatch.runtime.followers import SuppressionFollower, TenantFollower
 from smsdispatch.runtime.pages import add_pages
 from smsdispatch.runtime.range_reader import RangeReader
+from smsdispatch.runtime.rocks import flush_to_files
 from smsdispatch.runtime.sensors import LeanPrometheusMonitor
 from smsdispatch.runtime.tenant_progress import TenantStreamProgress
 
@@ -293,6 +294,9 @@ def build_worker(
         ledger.checkpoint()
         for running in tracker_slot:
             await running.stop_deliveries()
+            running.checkpoint()
+        for table in (streams.ledger_table, streams.polls_table, streams.webhooks_table):
+            flush_to_files(table)
         for http in http_slot:
             await http.aclose()
         for client in webhook_clients:

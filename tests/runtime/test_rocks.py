@@ -14,7 +14,7 @@ from rocksdict import Options, Rdict
 from smsdispatch.contract.settings import Settings
 from smsdispatch.core.ledger_store import FAUST_OFFSET_KEY
 from smsdispatch.runtime.app import create_app
-from smsdispatch.runtime.rocks import UnloggedRocksOptions
+from smsdispatch.runtime.rocks import UnloggedRocksOptions, flush_to_files
 
 ENTRIES = 20_000
 
@@ -109,3 +109,34 @@ def test_the_workers_unlogged_tables_keep_their_configured_sizes(tmp_path: Path)
 def test_the_in_memory_ledger_store_is_left_as_it_is(tmp_path: Path) -> None:
     streams = create_app(Settings(broker="kafka://localhost:1", data_dir=str(tmp_path), ledger_store="memory"))
     assert not hasattr(streams.ledger_table.data, "rocksdb_options")
+
+
+def test_a_table_flushed_at_a_clean_stop_keeps_its_unlogged_writes_whatever_happens_after(tmp_path: Path) -> None:
+    run_child(
+        f"""
+        import os
+        from smsdispatch.contract.settings import Settings
+        from smsdispatch.runtime.app import create_app
+        from smsdispatch.runtime.rocks import flush_to_files
+
+        streams = create_app(Settings(broker="kafka://localhost:1", data_dir={str(tmp_path)!r}))
+        for table in (streams.ledger_table, streams.polls_table, streams.webhooks_table):
+            table.data._db_for_partition(0).put(b"written", b"then flushed")
+            flush_to_files(table)
+        os._exit(0)  # the databases are never closed
+        """
+    )
+    paths = sorted(tmp_path.rglob("*-0.db"))
+    assert len(paths) == 3, paths
+    for path in paths:
+        db = reopen(path)
+        try:
+            assert db.get(b"written") == b"then flushed", path.name
+        finally:
+            db.close()
+
+
+def test_flushing_a_table_in_memory_does_nothing(tmp_path: Path) -> None:
+    streams = create_app(Settings(broker="kafka://localhost:1", data_dir=str(tmp_path), ledger_store="memory"))
+    flush_to_files(streams.ledger_table)
+    assert list(tmp_path.rglob("*.db")) == []
