@@ -20,7 +20,8 @@ guarantee that matters is that the position is never lost *less* than the data i
 
 So after a crash the files hold a position and at least everything before it, and the restore replays the rest
 from Kafka: a crash costs a longer restore (up to the unflushed memtables, a few MB per partition), never a
-forgotten entry. A clean stop keeps everything: RocksDB flushes unlogged writes when a database is closed.
+forgotten entry. A clean stop keeps everything: the worker flushes these tables as it stops
+(:func:`flush_to_files`), and RocksDB flushes unlogged writes whenever it closes a database.
 """
 
 from __future__ import annotations
