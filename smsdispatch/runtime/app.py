@@ -188,6 +188,12 @@ class StreamsApp:
     polls_table: Any
     webhooks_table: Any
 
+    @property
+    def written_through_changelog(self) -> tuple[Any, ...]:
+        """The tables the worker writes itself, store first and changelog after (ledger, polls, webhooks): their
+        RocksDB files skip RocksDB's write-ahead log (:mod:`smsdispatch.runtime.rocks`)."""
+        return (self.ledger_table, self.polls_table, self.webhooks_table)
+
     async def publish(self, topic: str, key: bytes, value: bytes | None, partition: int | None = None) -> Any:
         """Send one record now (not attached to the current event) and wait until Kafka has it."""
         delivery = await self.app.producer.send(topic, key, value, partition, None, None)
@@ -264,11 +270,12 @@ def create_app(settings: Settings) -> StreamsApp:
         app.Table(name, partitions=settings.partitions, key_type=bytes, value_type=bytes, **_ledger_store(settings))
         for name in ("polls", "webhooks")
     )
-    for written_through_changelog in (ledger_table, polls_table, webhooks_table):
-        write_without_log(written_through_changelog)
-    return StreamsApp(
+    streams = StreamsApp(
         app, requested, tenants_source, outcomes, tenants_table, ledger_table, commits, polls_table, webhooks_table
     )
+    for table in streams.written_through_changelog:
+        write_without_log(table)
+    return streams
 
 
 def _ledger_store(settings: Settings) -> dict[str, Any]:

@@ -295,7 +295,7 @@ def build_worker(
         for running in tracker_slot:
             await running.stop_deliveries()
             running.checkpoint()
-        for table in (streams.ledger_table, streams.polls_table, streams.webhooks_table):
+        for table in streams.written_through_changelog:
             flush_to_files(table)
         for http in http_slot:
             await http.aclose()
