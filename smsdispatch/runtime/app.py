@@ -14,29 +14,27 @@ Configuration choices, each because of a Faust trap (docs/reference/faust-kafka.
   :meth:`~smsdispatch.core.pipeline.Pipeline.drain`, then a commit of what they finished) at the start of
   that wait, so in-flight sends finish within a bound, and records not finished are read again from the
   committed offset (Faust seeks every assigned partition there after each rebalance, and
-  :class:`RewindingConsumer` makes that hold for partitions never committed too);
+  :class:`~smsdispatch.runtime.kafka_clients.RewindingConsumer` makes that hold for partitions never committed
+  too);
 * the ledger's, polls' and webhooks' RocksDB files are written without RocksDB's write-ahead log: they are a
   cache of their changelogs, and :mod:`smsdispatch.runtime.rocks` says why a crash cannot lose an entry;
-* the producer is idempotent (:class:`IdempotentProducer`), so a retried write never lands twice;
-* the broker holds a fetch that found nothing new for at most :data:`FETCH_MAX_WAIT_MS` (:class:`PromptFetching`),
-  not Faust's fixed 1.5 s, and answers it once it has :data:`FETCH_MIN_BYTES`, not at the first byte; the
-  producer lingers :data:`PRODUCER_LINGER_S` for writes to share a request (both: far less CPU at moderate load);
+* the producer is idempotent, so a retried write never lands twice; the broker holds a fetch that found nothing
+  new for at most 100 ms, not Faust's fixed 1.5 s, and answers it once it has 16 KB, not at the first byte; the
+  producer lingers 10 ms for writes to share a request (:mod:`smsdispatch.runtime.kafka_clients` has the
+  clients, their settings and why);
 * no ``isolated_partitions``: on revocation it cancels its actors and the worker exits (faust-streaming #529).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import faust
-from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
-from faust.transport.drivers.aiokafka import Consumer as AiokafkaConsumer
-from faust.transport.drivers.aiokafka import Producer as AiokafkaProducer
 from faust.types import TP
 
 from smsdispatch.contract import topics
@@ -44,99 +42,12 @@ from smsdispatch.contract.settings import Settings
 from smsdispatch.core.ledger import ChangelogWriter
 from smsdispatch.core.ledger_store import LedgerStore, RocksStore
 from smsdispatch.runtime.commits import OffsetCommitter
+from smsdispatch.runtime.kafka_clients import PRODUCER_LINGER_S, IdempotentProducer, RewindingConsumer
 from smsdispatch.runtime.rocks import write_without_log
 
 log = logging.getLogger(__name__)
 
 DrainHook = Callable[[], Awaitable[None]]
-
-
-class IdempotentProducer(AiokafkaProducer):
-    """Faust's aiokafka producer with idempotence on, as Kafka's Java clients default to (Faust turns it on only
-    for transactions): a write retried after a lost acknowledgement, e.g. across a broker restart, lands once
-    instead of as a second, duplicate outcome record."""
-
-    def _settings_extra(self) -> Mapping[str, Any]:
-        return {**super()._settings_extra(), "acks": "all", "enable_idempotence": True}
-
-    async def probe(self) -> None:
-        """One metadata request over the producer's connections; raises when no broker answers."""
-        await self._ensure_producer().client.fetch_all_metadata()
-
-
-#: How long the broker may hold a fetch that found no new records. aiokafka keeps one fetch in flight per broker,
-#: and leaves out of it the partitions whose last records are still being handed to the streams; when only idle
-#: partitions are in it, records arriving meanwhile on the busy ones wait until it returns. At Faust's fixed
-#: 1,500 ms that wait repeated itself under steady load: p50 1.3 to 1.6 s from request to outcome at half the
-#: burst rate (benchmarks/dispatch_throughput.py (f)), against about 0.15 s in runs that escaped it. The price is
-#: empty fetches while idle: an idle worker used 2.7% of a core at 100 ms, 4.0% at 50 ms, 1.4% at 1,500 ms.
-FETCH_MAX_WAIT_MS = 100
-
-#: The broker answers a fetch once it holds this much for it (or after :data:`FETCH_MAX_WAIT_MS`), not at the
-#: first byte. With aiokafka's default of 1 byte, a worker at a steady 300 requests/s fetched a few records at a
-#: time, and the fetching alone cost a large part of its CPU. Measured with ``--half-load-rate 300`` (with
-#: :data:`PRODUCER_LINGER_S`): 3,150-3,200 µs per request before, about 1,900 after, p50 from request to outcome
-#: 115-122 ms before and about 128 ms after. 64 KB slowed bursts (fetches of idle partitions waited the full
-#: 100 ms). The price: a request arriving alone at an idle worker waits up to 100 ms more.
-FETCH_MIN_BYTES = 16 * 1024
-
-#: How long the producer holds a write for others to join its request (aiokafka's ``linger_ms``; Faust's default
-#: is 0). Every request makes four writes one after the other, and at moderate load each went out in a produce
-#: request of its own. 10 ms batches the writes of concurrent requests into far fewer requests, and adds at most
-#: 40 ms to a request. Measured with the minimum above; a 5 ms linger alone gave 2,880-3,000 µs per request at
-#: 300/s against 3,150-3,200.
-PRODUCER_LINGER_S = 0.010
-
-
-class PromptFetching(AIOKafkaConsumerThread):
-    """Faust's consumer thread with the worker consumer's fetch wait at :data:`FETCH_MAX_WAIT_MS` and its minimum
-    at :data:`FETCH_MIN_BYTES`."""
-
-    def _create_worker_consumer(self, transport: Any) -> Any:
-        consumer = super()._create_worker_consumer(transport)
-        # Faust passes fetch_max_wait_ms=1500 and offers no setting for either; aiokafka reads them at start.
-        consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS
-        consumer._fetch_min_bytes = FETCH_MIN_BYTES
-        return consumer
-
-
-class RewindingConsumer(AiokafkaConsumer):
-    """Faust's aiokafka consumer, except that after a rebalance a partition the group never committed is read
-    from its beginning.
-
-    Faust seeks every assigned partition to its committed offset after each rebalance, so that records it
-    skipped as stale (fetched before the rebalance) are read again. But aiokafka's ``seek_to_committed`` does
-    not seek a partition without a committed offset (or committed at 0): its position stays past the skipped
-    records, and the first commit after them jumps over them. Measured on a fresh broker: 142 of 10,000
-    requests, all at the start of partitions, never processed. The beginning is where ``auto_offset_reset``
-    (earliest) would have started; what was finished but not yet committed is read again, and the ledger makes
-    that harmless.
-    """
-
-    #: Where each stream partition's reading restarted at the last seek: its committed offset, or None for its
-    #: beginning. The dispatcher's continuity guard checks delivered offsets against it.
-    restart_offsets: dict[tuple[str, int], int | None]
-
-    def _new_consumer_thread(self) -> AIOKafkaConsumerThread:
-        return PromptFetching(self, loop=self.loop, beacon=self.beacon)
-
-    async def perform_seek(self) -> None:
-        committed = await self.seek_to_committed()
-        self.restart_offsets = {
-            (tp.topic, tp.partition): offset or None
-            for tp, offset in committed.items()
-            if not self._is_changelog_tp(tp)
-        }
-        never = [tp for tp, offset in committed.items() if not offset and not self._is_changelog_tp(tp)]
-        if never:
-            await self._thread.seek_to_beginning(*never)
-        # Faust's own bookkeeping (Consumer.perform_seek): where reading resumes, what is committed.
-        self._read_offset.update(
-            {tp: offset if offset is not None and offset >= 0 else None for tp, offset in committed.items()}
-        )
-        self._committed_offset.update(
-            {TP(tp.topic, tp.partition): offset or None for tp, offset in committed.items() if offset is not None}
-        )
 
 
 class DrainingApp(faust.App):

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from smsdispatch.contract.settings import Settings
-from smsdispatch.runtime.app import FETCH_MAX_WAIT_MS, FETCH_MIN_BYTES, PRODUCER_LINGER_S, create_app
+from smsdispatch.runtime.app import create_app
+from smsdispatch.runtime.kafka_clients import FETCH_MAX_WAIT_MS, FETCH_MIN_BYTES, PRODUCER_LINGER_S
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.kafka]
 
