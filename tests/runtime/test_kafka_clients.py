@@ -37,7 +37,8 @@ async def test_a_delivery_that_finishes_is_waited_for_and_the_events_waiter_is_k
     await interruption.race(deliver(2))
 
     assert delivered == [1, 2]
-    assert waiter is not None and interruption._waiter is waiter  # one waiter, not one per delivery
+    assert waiter is not None
+    assert interruption._waiter is waiter  # one waiter, not one per delivery
     interruption.close()
 
 
