@@ -8,6 +8,8 @@ refused one and a silent server mean.
 from __future__ import annotations
 
 import asyncio
+import gzip
+import json
 import socket
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -322,3 +324,34 @@ def test_the_production_transport_verifies_twilios_certificate_and_host_name_by_
 
     assert context.verify_mode == ssl.CERT_REQUIRED
     assert context.check_hostname
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("encoding", ["identity", "gzip"])
+async def test_production_transports_answers_read_as_httpxs_own_do_compressed_or_not(encoding: str) -> None:
+    document = b'{"sid": "SM1", "status": "queued", "body": "caf\xc3\xa9"}'
+    body = gzip.compress(document) if encoding == "gzip" else document
+    head = f"HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+    if encoding == "gzip":
+        head += "Content-Encoding: gzip\r\n"
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(head.encode() + b"\r\n" + body)
+        await writer.drain()
+        writer.close()
+
+    responses: dict[str, httpx.Response] = {}
+    async with await asyncio.start_server(answer, "127.0.0.1", 0) as server:
+        host, port = server.sockets[0].getsockname()[:2]
+        for name, make in TRANSPORTS.items():
+            async with TwilioHttp(f"http://{host}:{port}", transport=make()) as http:
+                responses[name] = await http.request("GET", "/x", authorization=basic_authorization("AC1", "t"))
+
+    ours, theirs = responses["aiohttp"], responses["httpcore"]
+    assert ours.json() == theirs.json() == json.loads(document)
+    assert ours.content == theirs.content == document
+    assert ours.status_code == theirs.status_code == 201
+    assert ours.headers["content-length"] == theirs.headers["content-length"] == str(len(body))
+    assert (ours.is_stream_consumed, ours.is_closed) == (theirs.is_stream_consumed, theirs.is_closed) == (True, True)
+    assert await ours.aread() == document
