@@ -236,7 +236,7 @@ class Dispatcher:
     async def _send(self, request: SmsRequested, tenant: ReadyTenant, previous: LedgerEntry | None) -> Outcome:
         slots = self._tenant_slots.setdefault(request.tenant_id, asyncio.Semaphore(self._options.tenant_concurrency))
         async with slots:
-            in_flight = self._metrics.in_flight.labels(request.tenant_id)
+            in_flight, send_seconds = self._metrics.sending(request.tenant_id)
             in_flight.inc()
             started = self._clock()
             try:
@@ -257,7 +257,7 @@ class Dispatcher:
             finally:
                 in_flight.dec()
                 took = (self._clock() - started).total_seconds()
-                self._metrics.send_seconds.labels(request.tenant_id).observe(took)
+                send_seconds.observe(took)
 
     async def _finish(self, key: bytes, record: InboundRecord, outcome: Outcome) -> None:
         topic = topics.DISPATCHED if isinstance(outcome, SmsDispatched) else topics.FAILED

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from smsdispatch.contract import Outcome, SmsDispatched
@@ -83,6 +85,20 @@ class DispatchMetrics:
         self.sink_rows = Counter(
             "smsdispatch_sink_outcomes", "Outcomes written to the dispatch log", registry=self.registry
         )
+        # Labelled children of the per-request metrics, kept: ``labels()`` takes a lock and builds its key on
+        # every call, three times per request. Never removed, as prometheus_client keeps them too.
+        self._children: dict[tuple[Any, ...], Any] = {}
+
+    def _child(self, metric: Any, *labels: str) -> Any:
+        key = (metric, *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
+    def sending(self, tenant_id: str) -> tuple[Gauge, Histogram]:
+        """The tenant's requests in flight and its send time."""
+        return self._child(self.in_flight, tenant_id), self._child(self.send_seconds, tenant_id)
 
     def count_poll(self, tenant_id: str, result: str) -> None:
         self.polls.labels(tenant_id, result).inc()
@@ -94,6 +110,6 @@ class DispatchMetrics:
         # Tenants are few (each brings its own Twilio account), so a tenant label stays a small set of series.
         tenant = outcome.tenant_id or ""
         if isinstance(outcome, SmsDispatched):
-            self.outcomes.labels("sms.dispatched", outcome.status, tenant).inc()
+            self._child(self.outcomes, "sms.dispatched", outcome.status, tenant).inc()
         else:
-            self.outcomes.labels("sms.failed", outcome.error.code.value, tenant).inc()
+            self._child(self.outcomes, "sms.failed", outcome.error.code.value, tenant).inc()
