@@ -24,6 +24,15 @@ from smsdispatch.runtime.kafka_clients import _Interruption
 pytestmark = pytest.mark.asyncio
 
 
+async def blocked_until_cancelled(cancelled: asyncio.Event) -> None:
+    """A delivery that never finishes by itself; sets ``cancelled`` when it is cancelled."""
+    try:
+        await asyncio.Event().wait()
+    except asyncio.CancelledError:
+        cancelled.set()
+        raise
+
+
 async def test_a_delivery_that_finishes_is_waited_for_and_the_events_waiter_is_kept_for_the_next() -> None:
     interruption = _Interruption((asyncio.Event(), asyncio.Event()))
     delivered: list[int] = []
@@ -46,15 +55,7 @@ async def test_a_blocked_delivery_is_cancelled_when_one_of_the_events_is_set() -
     suspended = asyncio.Event()
     interruption = _Interruption((suspended, asyncio.Event()))
     cancelled = asyncio.Event()
-
-    async def blocked() -> None:
-        try:
-            await asyncio.Event().wait()
-        except asyncio.CancelledError:
-            cancelled.set()
-            raise
-
-    racing = asyncio.create_task(interruption.race(blocked()))
+    racing = asyncio.create_task(interruption.race(blocked_until_cancelled(cancelled)))
     await asyncio.sleep(0.01)
     assert not racing.done()
     suspended.set()
@@ -94,15 +95,7 @@ async def test_a_deliverys_error_is_raised_to_the_fetch_loop() -> None:
 async def test_cancelling_the_fetch_loop_cancels_the_delivery_it_waits_for() -> None:
     interruption = _Interruption((asyncio.Event(),))
     cancelled = asyncio.Event()
-
-    async def blocked() -> None:
-        try:
-            await asyncio.Event().wait()
-        except asyncio.CancelledError:
-            cancelled.set()
-            raise
-
-    racing = asyncio.create_task(interruption.race(blocked()))
+    racing = asyncio.create_task(interruption.race(blocked_until_cancelled(cancelled)))
     await asyncio.sleep(0.01)
     racing.cancel()
 
