@@ -6,8 +6,9 @@
 * :class:`RewindingConsumer`: a never-committed partition is read again from its beginning after a rebalance,
   and fetched records reach the streams without four tasks each (:meth:`RewindingConsumer._drain_messages`).
 
-Each override names the faust-streaming (0.15.3) code it replaces; ``tests/runtime/test_kafka_clients.py``
-checks them against the real Faust objects and a real broker.
+Each override names the faust-streaming (0.15.3) code it replaces. ``tests/runtime/test_kafka_clients.py`` checks
+the producer on a real broker and the fetch loop's delivery race on its own; every Kafka test, the rebalance and
+crash tests among them, runs its records through the fetch loop.
 """
 
 from __future__ import annotations
