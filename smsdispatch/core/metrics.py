@@ -85,8 +85,9 @@ class DispatchMetrics:
         self.sink_rows = Counter(
             "smsdispatch_sink_outcomes", "Outcomes written to the dispatch log", registry=self.registry
         )
-        # Labelled children of the per-request metrics, kept: ``labels()`` takes a lock and builds its key on
-        # every call, three times per request. Never removed, as prometheus_client keeps them too.
+        # Labelled children of the per-request (and per-poll, per-delivery) metrics, kept: ``labels()`` takes a
+        # lock and builds its key on every call, three times per request. Never removed, as prometheus_client
+        # keeps them too.
         self._children: dict[tuple[Any, ...], Any] = {}
 
     def _child(self, metric: Any, *labels: str) -> Any:
@@ -101,10 +102,10 @@ class DispatchMetrics:
         return self._child(self.in_flight, tenant_id), self._child(self.send_seconds, tenant_id)
 
     def count_poll(self, tenant_id: str, result: str) -> None:
-        self.polls.labels(tenant_id, result).inc()
+        self._child(self.polls, tenant_id, result).inc()
 
     def count_webhook(self, tenant_id: str, result: str) -> None:
-        self.webhooks.labels(tenant_id, result).inc()
+        self._child(self.webhooks, tenant_id, result).inc()
 
     def count(self, outcome: Outcome) -> None:
         # Tenants are few (each brings its own Twilio account), so a tenant label stays a small set of series.

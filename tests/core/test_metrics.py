@@ -42,3 +42,17 @@ def test_a_tenants_in_flight_gauge_and_send_time_are_kept_and_exported_under_its
     assert metrics.registry.get_sample_value("smsdispatch_in_flight", {"tenant": "acme"}) == 2
     assert metrics.registry.get_sample_value("smsdispatch_send_seconds_count", {"tenant": "acme"}) == 1
     assert metrics.sending("other")[0] is not in_flight
+
+
+def test_polls_and_webhook_deliveries_are_counted_per_tenant_and_result() -> None:
+    metrics = DispatchMetrics()
+    for result in ("pending", "pending", "final"):
+        metrics.count_poll("acme", result)
+    metrics.count_webhook("acme", "delivered")
+
+    def sample(name: str, result: str) -> float | None:
+        return metrics.registry.get_sample_value(name, {"tenant": "acme", "result": result})
+
+    assert sample("smsdispatch_status_polls_total", "pending") == 2
+    assert sample("smsdispatch_status_polls_total", "final") == 1
+    assert sample("smsdispatch_webhook_deliveries_total", "delivered") == 1
