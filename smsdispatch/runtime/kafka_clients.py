@@ -228,8 +228,8 @@ class _Interruption:
         finally:
             if not task.done():
                 task.cancel()
-        if task.done() and not task.cancelled() and task.exception() is not None:
-            task.result()
+        if task.done() and not task.cancelled():
+            task.result()  # raises the delivery's error
 
     async def _any_set(self) -> None:
         waits = [asyncio.ensure_future(event.wait()) for event in self._events]
