@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -197,7 +198,8 @@ def main() -> None:
     local = None
     if broker_url is None:
         port, controller_port = free_ports(2)
-        local = LocalKafka(port=port, controller_port=controller_port, data_dir=work / "kafka")
+        # die_with_parent: a run killed mid-way (Ctrl-C, SIGTERM, a timeout) leaves no broker behind.
+        local = LocalKafka(port=port, controller_port=controller_port, data_dir=work / "kafka", die_with_parent=True)
         local.start()
         broker_url = faust_broker_url(local.bootstrap)
     sid, token = random_account_sid(), f"tok{uuid.uuid4().hex}"
@@ -217,6 +219,7 @@ def main() -> None:
     os.environ.update(env)
     suffix = uuid.uuid4().hex[:6]
     tenants = [f"bench{n}-{suffix}" for n in range(args.tenants)]
+    finished = False
     try:
         for tenant, sender in zip(tenants, senders, strict=True):
             assert cli(["tenants", "set", tenant, "--account-sid", sid, "--auth-token", token, "--from", sender]) == 0
@@ -282,10 +285,15 @@ def main() -> None:
                 f"worker CPU {steady_cpu_us:,.0f} µs per request at that load, everything included"
             )
             print(f"(g) worker peak RSS: {peak:,.0f} MB")  # fmt: skip
+        finished = True
     finally:
         simulator.stop()
         if local is not None:
             local.stop()
+        if finished:
+            shutil.rmtree(work, ignore_errors=True)  # about 30 MB of broker and worker data a run
+        else:
+            print(f"the run did not finish; its logs (broker, simulator, workers) are kept in {work}", file=sys.stderr)
 
 
 if __name__ == "__main__":
