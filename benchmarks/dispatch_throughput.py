@@ -198,7 +198,8 @@ def main() -> None:
     local = None
     if broker_url is None:
         port, controller_port = free_ports(2)
-        # die_with_parent: a run killed mid-way (Ctrl-C, SIGTERM, a timeout) leaves no broker behind.
+        # die_with_parent: a run killed by a signal that skips the finally below (SIGTERM from a timeout, SIGKILL)
+        # still leaves no broker behind; Ctrl-C reaches the finally and stops it there.
         local = LocalKafka(port=port, controller_port=controller_port, data_dir=work / "kafka", die_with_parent=True)
         local.start()
         broker_url = faust_broker_url(local.bootstrap)
