@@ -8,8 +8,11 @@ receiver into ``sms.status`` and the dispatch log.
 
 from __future__ import annotations
 
+import json
+import urllib.error
+import urllib.request
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -22,6 +25,9 @@ from smsdispatch.cli import main as cli
 from smsdispatch.tools.simulator import random_account_sid, random_api_key_sid
 from smsdispatch.tools.testing.kafka import free_ports
 from smsdispatch.tools.testing.processes import ManagedProcess, simulator_process, worker_process
+
+#: Worker lines worth reading when a test fails: everything from WARNING up, and the records pipelines hold.
+_NOTABLE = ("[WARNING]", "[ERROR]", "[CRITICAL]")
 
 MAGIC_FROM_OK = "+15005550006"
 LIVE_NUMBER = "+14155550100"
@@ -174,3 +180,49 @@ def running_stack(
 def stack(kafka_broker_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     with running_stack(kafka_broker_url, tmp_path_factory.mktemp("stack")) as running:
         yield running
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """A failing test that ran a stack reports what each of its workers was doing: a CI run keeps only its output,
+    and "no outcome within 60 s" says nothing about which worker held the record, or why."""
+    report = yield
+    if report.when == "call" and report.failed:
+        for stack in {id(v): v for v in getattr(item, "funcargs", {}).values() if isinstance(v, Stack)}.values():
+            for process in stack.workers():
+                report.sections.append((f"worker {process.base_url}", _worker_state(process)))
+    return report
+
+
+def _worker_state(process: ManagedProcess) -> str:
+    """Whether it runs, its /ready and pipeline gauges, its last warnings and its last lines."""
+    lines = [f"running: {process.running()}, log: {process.log_path}"]
+    for path in ("/ready", "/health"):
+        lines.append(f"{path}: {_get(process.base_url + path)}")
+    metrics = _get(process.base_url + "/metrics")
+    lines += [
+        line
+        for line in metrics.splitlines()
+        if line.startswith(("smsdispatch_pipeline_records", "smsdispatch_in_flight"))
+    ]
+    text = process.log_text().splitlines()
+    lines += ["last warnings:", *[line for line in text if any(mark in line for mark in _NOTABLE)][-12:]]
+    lines += ["last lines:", *text[-8:]]
+    return "\n".join(lines)
+
+
+def _get(url: str) -> str:
+    try:
+        with urllib.request.urlopen(url, timeout=3) as response:  # noqa: S310 - loopback
+            body: bytes = response.read()
+    except urllib.error.HTTPError as refused:  # /ready answers 503 while not ready
+        body = refused.read()
+    except OSError as exc:
+        return repr(exc)
+    text = body.decode(errors="replace")
+    try:
+        return json.dumps(json.loads(text))
+    except ValueError:
+        return text
