@@ -4,7 +4,9 @@
 * :class:`PromptFetching`: the broker holds an empty fetch :data:`FETCH_MAX_WAIT_MS` at most and answers at
   :data:`FETCH_MIN_BYTES`;
 * :class:`RewindingConsumer`: a never-committed partition is read again from its beginning after a rebalance,
-  and fetched records reach the streams without four tasks each (:meth:`RewindingConsumer._drain_messages`).
+  and fetched records reach the streams without four tasks each (:meth:`RewindingConsumer._drain_messages`);
+  it can also ask the group for a new generation and describe a partition's fetch state (for the recovery
+  watchdog).
 
 Each override names the faust-streaming (0.15.3) code it replaces. ``tests/runtime/test_kafka_clients.py`` checks
 the producer on a real broker and the fetch loop's delivery race on its own; every Kafka test, the rebalance and
@@ -14,9 +16,11 @@ crash tests among them, runs its records through the fetch loop.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Mapping
 from typing import Any, Protocol
 
+from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
 from faust.exceptions import ProducerSendError
 from faust.transport.consumer import CONSUMER_FETCHING
@@ -126,6 +130,27 @@ class RewindingConsumer(AiokafkaConsumer):
     def _new_consumer_thread(self) -> AIOKafkaConsumerThread:
         return PromptFetching(self, loop=self.loop, beacon=self.beacon)
 
+    def request_rejoin(self) -> None:
+        """Ask the group for a rebalance (:mod:`smsdispatch.runtime.recovery_watchdog` says when). Safe from the
+        app's loop: the aiokafka consumer lives in the consumer thread's loop, and is asked there."""
+        thread = self._thread
+        request_rejoin(thread._ensure_consumer(), thread.thread_loop)
+
+    def describe_partition(self, tp: Any) -> str:
+        """How a partition looks to the fetch path, for a log line: position, paused, last fetched, last handed
+        to the streams. Read from another thread without a lock: good enough for a diagnosis, nothing more."""
+        read = self._read_offset.get(tp)
+        try:
+            fetcher = self._thread._ensure_consumer()._fetcher
+            state = fetcher._subscriptions.subscription.assignment.state_value(TopicPartition(tp.topic, tp.partition))
+            position = state.position if state.has_valid_position else "none"
+            fetched_ms_ago = int(time.time() * 1000 - state.timestamp) if state.timestamp else "never"
+            where = f"position {position}, paused {state.paused}, fetched {fetched_ms_ago} ms ago"
+            held = str(TopicPartition(tp.topic, tp.partition) in fetcher._records)
+        except Exception as exc:  # private aiokafka state: a different version may lay it out otherwise
+            where, held = f"fetch state unknown ({type(exc).__name__})", "?"
+        return f"{tp.topic}[{tp.partition}]: {where}, records held {held}, last handed over {read}"
+
     async def perform_seek(self) -> None:
         committed = await self.seek_to_committed()
         self.restart_offsets = {
@@ -201,6 +226,12 @@ class RewindingConsumer(AiokafkaConsumer):
         finally:
             unset_flag(CONSUMER_FETCHING)
             interruption.close()
+
+
+def request_rejoin(consumer: Any, loop: asyncio.AbstractEventLoop) -> None:
+    """Make an aiokafka consumer in a group rejoin it, which starts a new generation for every member. ``loop`` is
+    the one the consumer runs in; the request is handed to it, so any thread may ask."""
+    loop.call_soon_threadsafe(consumer._coordinator.request_rejoin)
 
 
 class _Settable(Protocol):

@@ -1,5 +1,6 @@
 """The worker: the Faust app with its agents (tenants, dispatcher, log sink), its timers (commits, ledger expiry,
-status polling, webhook delivery) and web pages (:mod:`smsdispatch.runtime.pages`).
+status polling, webhook delivery), a watchdog on its table recoveries
+(:mod:`smsdispatch.runtime.recovery_watchdog`) and web pages (:mod:`smsdispatch.runtime.pages`).
 
 Each agent catches every error inside its loop: an exception escaping an agent restarts it past the record.
 Faust's own acking is off for every topic the worker reads (:mod:`smsdispatch.runtime.commits` says why): the
@@ -56,6 +57,7 @@ from smsdispatch.runtime.broker_health import BrokerHealth
 from smsdispatch.runtime.followers import SuppressionFollower, TenantFollower
 from smsdispatch.runtime.pages import add_pages
 from smsdispatch.runtime.range_reader import RangeReader
+from smsdispatch.runtime.recovery_watchdog import RecoveryWatchdog
 from smsdispatch.runtime.rocks import flush_to_files
 from smsdispatch.runtime.sensors import LeanPrometheusMonitor
 from smsdispatch.runtime.tenant_progress import TenantStreamProgress
@@ -106,6 +108,15 @@ def build_worker(
     ledger = Ledger(ledger_store(streams), streams.write_ledger)
     sink = LogSink(settings.database_url, metrics)
     broker = BrokerHealth(lambda: app.producer.probe())
+    # Faust's table recovery waits for its changelog records without a bound: one that stalls gets a new generation.
+    app.add_dependency(
+        RecoveryWatchdog(
+            lambda: app.tables.recovery,
+            rejoin=lambda: app.consumer.request_rejoin(),
+            reachable=lambda: broker.reachable,
+            describe=lambda tp: app.consumer.describe_partition(tp),
+        )
+    )
     progress = TenantStreamProgress(
         settings.broker, app.conf.id, lambda tenant_id: home_partition(tenant_id, settings.partitions)
     )
