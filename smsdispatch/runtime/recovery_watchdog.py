@@ -9,15 +9,16 @@ other worker, now owning them, restored them in 0.3 s. Why no record came is not
 on (Faust's fetch-path check logged nothing), and 30 runs of the same join here did not reproduce it.
 
 :class:`RecoveryWatchdog` watches how many records recovery still has to read. When that count has not moved for
-``stall_seconds`` while Kafka answers, it logs how each unfinished partition looks to the consumer (restored
-offset, end, position, paused, last read) and asks the group to rebalance. The new generation starts a new
+``stall_seconds`` while Kafka answers, it logs how each unfinished partition looks to the consumer (records left,
+position, paused, last fetch, last record handed over) and asks the group to rebalance. The new generation starts a new
 recovery from freshly sought positions and a fresh fetch state, and the rebalance interrupts a delivery that
 blocks the fetch loop. It asks again after each further ``stall_seconds`` without progress.
 
 Guarantee: while Kafka answers, a recovery never goes more than about ``stall_seconds`` (plus one check interval)
 without progress before the group is asked to rebalance. Limits: a cause that survives a new generation is not
-cured, only logged every ``stall_seconds``, with the partitions it concerns; while Kafka does not answer, nothing
-is asked (a rebalance cannot help, and the worker's own outage handling applies).
+cured, only logged every ``stall_seconds``, with the partitions it concerns. While the worker knows Kafka does not
+answer, nothing is asked (a rebalance cannot help); it learns that from its broker probe, which runs once the first
+recovery is over, so during a first recovery an outage costs a harmless request every ``stall_seconds``.
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ class RecoveryWatchdog(Service):
         self._clock = clock
         self._left: int | None = None
         self._unchanged_since = 0.0
-        #: Rebalances asked for, for tests and /metrics readers.
+        #: Rebalances asked for (tests read it).
         self.rejoins = 0
 
     async def on_start(self) -> None:
@@ -99,9 +100,10 @@ class RecoveryWatchdog(Service):
         if not self._reachable():
             return False
         self.rejoins += 1
+        partitions = "; ".join(f"{self._describe(tp)}, {left[tp]} left" for tp in sorted(left, key=str))
         log.warning(
             "table recovery read nothing for %.0fs, %d records left; asking the group to rebalance (%d so far): %s",
-            self._stall_seconds, total, self.rejoins, "; ".join(self._describe(tp) for tp in sorted(left, key=str)),
+            self._stall_seconds, total, self.rejoins, partitions,
         )  # fmt: skip
         self._rejoin()
         return True
