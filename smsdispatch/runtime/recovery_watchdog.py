@@ -12,13 +12,15 @@ on (Faust's fetch-path check logged nothing), and 30 runs of the same join here 
 ``stall_seconds`` while Kafka answers, it logs how each unfinished partition looks to the consumer (records left,
 position, paused, last fetch, last record handed over) and asks the group to rebalance. The new generation starts a new
 recovery from freshly sought positions and a fresh fetch state, and the rebalance interrupts a delivery that
-blocks the fetch loop. It asks again after each further ``stall_seconds`` without progress.
+blocks the fetch loop. While the stall lasts it asks again, each time after twice the wait before (up to
+``max_wait_seconds``): every rebalance makes every worker drain, so a cause no rebalance cures must not cost the
+group one every 15 s. Records read start the wait at ``stall_seconds`` again.
 
 Guarantee: while Kafka answers, a recovery never goes more than about ``stall_seconds`` (plus one check interval)
 without progress before the group is asked to rebalance. Limits: a cause that survives a new generation is not
-cured, only logged every ``stall_seconds``, with the partitions it concerns. While the worker knows Kafka does not
+cured, only logged at each ask, with the partitions it concerns. While the worker knows Kafka does not
 answer, nothing is asked (a rebalance cannot help); it learns that from its broker probe, which runs once the first
-recovery is over, so during a first recovery an outage costs a harmless request every ``stall_seconds``.
+recovery is over, so during a first recovery an outage costs a few harmless requests.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ class RecoveryWatchdog(Service):
         reachable: Callable[[], bool],
         describe: Callable[[Any], str] = repr,
         stall_seconds: float = 15.0,
+        max_wait_seconds: float = 300.0,
         interval: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
         **kwargs: Any,
@@ -64,6 +67,9 @@ class RecoveryWatchdog(Service):
         self._reachable = reachable
         self._describe = describe
         self._stall_seconds = stall_seconds
+        self._max_wait = max_wait_seconds
+        #: How long the count must stay unchanged before the next ask: doubles with each ask, until records are read.
+        self._wait = stall_seconds
         self._interval = interval
         self._clock = clock
         self._left: int | None = None
@@ -89,12 +95,14 @@ class RecoveryWatchdog(Service):
         left = {tp: n for tp, n in recovery.active_remaining().items() if n > 0} if recovery.in_recovery else {}
         total = sum(left.values())
         if total == 0:
-            self._left = None
+            self._left, self._wait = None, self._stall_seconds
             return False
         if total != self._left:  # progress, or a new recovery with a count of its own
+            if self._left is not None and total < self._left:
+                self._wait = self._stall_seconds  # records were read: whatever stalled, it moves again
             self._left, self._unchanged_since = total, now
             return False
-        if now - self._unchanged_since < self._stall_seconds:
+        if now - self._unchanged_since < self._wait:
             return False
         self._unchanged_since = now  # whatever follows, the next look is a whole period away
         if not self._reachable():
@@ -103,7 +111,8 @@ class RecoveryWatchdog(Service):
         partitions = "; ".join(f"{self._describe(tp)}, {left[tp]} left" for tp in sorted(left, key=str))
         log.warning(
             "table recovery read nothing for %.0fs, %d records left; asking the group to rebalance (%d so far): %s",
-            self._stall_seconds, total, self.rejoins, partitions,
+            self._wait, total, self.rejoins, partitions,
         )  # fmt: skip
+        self._wait = min(self._wait * 2, self._max_wait)
         self._rejoin()
         return True

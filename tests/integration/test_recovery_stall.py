@@ -38,8 +38,9 @@ def stalling_worker(stack: Stack, base: Path) -> ManagedProcess:
     port = stack.worker_url.rsplit(":", 1)[1]
     argv = [sys.executable, "-m", "tests.integration.stalling_worker", "worker", "--web-port", port,
             "--data-dir", str(base / "worker"), "--loglevel", "info"]  # fmt: skip
-    env = {**stack.worker.env, **stack.env}
-    return ManagedProcess(argv, env=env, log_path=base / "stalling-worker.log", ready_url=f"{stack.worker_url}/ready")
+    return ManagedProcess(
+        argv, env=stack.worker.env, log_path=base / "stalling-worker.log", ready_url=f"{stack.worker_url}/ready"
+    )
 
 
 def answer(url: str) -> tuple[int, dict[str, object]]:

@@ -71,15 +71,15 @@ def test_a_recovery_that_reads_nothing_for_the_stall_period_asks_the_group_to_re
     assert harness.watchdog.rejoins == 1
 
 
-def test_a_stall_that_lasts_asks_again_each_period_and_logs_the_partitions_left(
+def test_a_stall_that_lasts_asks_again_after_twice_the_wait_each_time_and_logs_the_partitions_left(
     harness: Harness, caplog: pytest.LogCaptureFixture
 ) -> None:
     harness.recovery.remaining = {"tenants-changelog-5": 4, "ledger-changelog-4": 0}
 
     with caplog.at_level(logging.WARNING, logger="smsdispatch.recovery"):
-        harness.look_every_second_for(46)
+        harness.look_every_second_for(106)
 
-    assert harness.rejoins == [1016.0, 1031.0, 1046.0]
+    assert harness.rejoins == [1016.0, 1046.0, 1106.0]  # 15, then 30, then 60 s without progress
     assert len(caplog.records) == 3
     message = caplog.records[0].getMessage()
     assert "4 records left" in message
@@ -155,3 +155,19 @@ async def test_the_service_watches_from_its_start_and_survives_a_failing_look() 
 
     assert looks > 2
     assert watchdog.rejoins >= 1
+
+
+def test_the_wait_between_asks_stops_growing_at_its_maximum_and_starts_over_once_records_are_read(
+    harness: Harness,
+) -> None:
+    harness.recovery.remaining = {"tenants-changelog-5": 4}
+    harness.look_every_second_for(1 + 15 + 30 + 60 + 120 + 240 + 300 + 300)  # the first look sees the count
+    gaps = [later - earlier for earlier, later in zip(harness.rejoins, harness.rejoins[1:], strict=False)]
+    assert gaps == [30, 60, 120, 240, 300, 300]
+
+    harness.recovery.remaining = {"tenants-changelog-5": 3}  # a record was read
+    asked = len(harness.rejoins)
+    harness.look_every_second_for(15)
+    assert len(harness.rejoins) == asked, "the look that saw the new count starts the wait"
+    harness.look_every_second_for(1)
+    assert len(harness.rejoins) == asked + 1, "after progress, a new stall is noticed after 15 s again"
