@@ -16,8 +16,9 @@ blocks the fetch loop. While the stall lasts it asks again, each time after twic
 ``max_wait_seconds``): every rebalance makes every worker drain, so a cause no rebalance cures must not cost the
 group one every 15 s. Records read start the wait at ``stall_seconds`` again.
 
-Guarantee: while Kafka answers, a recovery never goes more than about ``stall_seconds`` (plus one check interval)
-without progress before the group is asked to rebalance. Limits: a cause that survives a new generation is not
+Guarantee: while Kafka answers, a recovery that stops reading is followed by a request to rebalance within about
+``stall_seconds`` (plus one check interval); later requests for the same stall come after the growing waits above.
+Limits: a cause that survives a new generation is not
 cured, only logged at each ask, with the partitions it concerns. While the worker knows Kafka does not
 answer, nothing is asked (a rebalance cannot help); it learns that from its broker probe, which runs once the first
 recovery is over, so during a first recovery an outage costs a few harmless requests.
