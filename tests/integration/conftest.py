@@ -26,7 +26,7 @@ from smsdispatch.tools.simulator import random_account_sid, random_api_key_sid
 from smsdispatch.tools.testing.kafka import free_ports
 from smsdispatch.tools.testing.processes import ManagedProcess, simulator_process, worker_process
 
-#: Worker lines worth reading when a test fails: everything from WARNING up, and the records pipelines hold.
+#: The levels of the worker log lines a failing test's report repeats: WARNING and above.
 _NOTABLE = ("[WARNING]", "[ERROR]", "[CRITICAL]")
 
 MAGIC_FROM_OK = "+15005550006"

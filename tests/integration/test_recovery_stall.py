@@ -4,14 +4,14 @@ partitions' requests again: the recovery watchdog, end to end."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,6 +19,7 @@ from smsdispatch.contract import SmsDispatched, SmsRequested
 from smsdispatch.tools.testing.processes import ManagedProcess
 from tests.integration.conftest import Stack, running_stack
 from tests.integration.outcomes import send_and_collect
+from tests.integration.scale import wait_until
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.kafka, pytest.mark.slow]
 
@@ -43,19 +44,12 @@ def stalling_worker(stack: Stack, base: Path) -> ManagedProcess:
     )
 
 
-def answer(url: str) -> tuple[int, dict[str, object]]:
+def answer(url: str) -> tuple[int, dict[str, Any]]:
     try:
         with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - loopback
             return int(response.status), json.load(response)
     except urllib.error.HTTPError as refused:
         return int(refused.code), json.load(refused)
-
-
-async def until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not condition():
-        assert asyncio.get_running_loop().time() < deadline, what
-        await asyncio.sleep(0.5)
 
 
 @pytest.mark.timeout(300)
@@ -67,15 +61,17 @@ async def test_a_stalled_recovery_is_restarted_by_a_new_generation_and_the_worke
     names = [f"stall{n}" for n in range(8)]
     for name in names:
         stack.register_live(name)
-    await until(lambda: answer(f"{stack.worker_url}/health")[1]["tenants"] >= 16, 30, "tenants not applied")
+    await wait_until(
+        lambda: answer(f"{stack.worker_url}/health")[1]["tenants"] >= 16, 30, "the worker applying the 8 new tenants"
+    )
 
     second = stack.add_worker()
     assert second.running()
 
     # The stall is seen (15 s without progress), the group is asked to rebalance, and the worker recovers.
     asked = "asking the group to rebalance"
-    await until(lambda: asked in stack.worker.log_text(), 60, "the recovery did not stall, or nobody noticed")
-    await until(lambda: answer(f"{stack.worker_url}/ready")[0] == 200, 60, "the stalled worker never recovered")
+    await wait_until(lambda: asked in stack.worker.log_text(), 60, "a stall warning asking the group to rebalance")
+    await wait_until(lambda: answer(f"{stack.worker_url}/ready")[0] == 200, 60, "the stalled worker ready again")
     warning = next(line for line in stack.worker.log_text().splitlines() if asked in line)
     assert "tenants-changelog[" in warning, "the warning names the partitions left to restore"
 
