@@ -10,9 +10,9 @@ from contextlib import aclosing
 from types import TracebackType
 from typing import Self
 
-from aiokafka import AIOKafkaProducer
 from pydantic import ValidationError
 
+from smsdispatch.adapters.kafka import TopicTrackingProducer
 from smsdispatch.client._reading import TopicRecord, tail_topic
 from smsdispatch.contract import Outcome, SmsDispatched, SmsFailed, SmsRequested, topics
 from smsdispatch.contract.settings import DEFAULT_BROKER, bootstrap_servers
@@ -46,10 +46,10 @@ class SmsClient:
         self.broker = broker
         self._partitions = partitions
         self._replication_factor = replication_factor
-        self._producer: AIOKafkaProducer | None = None
+        self._producer: TopicTrackingProducer | None = None
 
     async def __aenter__(self) -> Self:
-        self._producer = AIOKafkaProducer(
+        self._producer = TopicTrackingProducer(
             bootstrap_servers=bootstrap_servers(self.broker), acks="all", enable_idempotence=True
         )
         try:

@@ -13,9 +13,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from aiokafka import AIOKafkaProducer
 from pydantic import ValidationError
 
+from smsdispatch.adapters.kafka import TopicTrackingProducer
 from smsdispatch.client._reading import read_topic
 from smsdispatch.contract import SuppressionRecord, SuppressionSource, parse_suppression_key, suppression_change, topics
 from smsdispatch.contract.settings import bootstrap_servers
@@ -64,7 +64,9 @@ async def publish_suppression(
 
 async def publish_suppression_changes(broker_url: str, changes: Iterable[SuppressionChange]) -> None:
     """Publish ready-made changes in order, through one producer; returns once Kafka has all of them."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers(broker_url), acks="all", enable_idempotence=True)
+    producer = TopicTrackingProducer(
+        bootstrap_servers=bootstrap_servers(broker_url), acks="all", enable_idempotence=True
+    )
     try:
         await producer.start()  # inside: a producer that failed to start still holds a client to close
         sends = [await producer.send(topics.SUPPRESSIONS, value, key=key) for key, value in changes]

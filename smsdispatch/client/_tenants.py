@@ -6,9 +6,9 @@ import asyncio
 import logging
 from collections.abc import Mapping
 
-from aiokafka import AIOKafkaProducer
 from pydantic import ValidationError
 
+from smsdispatch.adapters.kafka import TopicTrackingProducer
 from smsdispatch.client._reading import read_topic
 from smsdispatch.contract import TenantRecord, topics
 from smsdispatch.contract.settings import bootstrap_servers
@@ -40,7 +40,7 @@ async def publish_tenant(broker_url: str, tenant_id: str, record: TenantRecord |
 
 async def publish_tenants(broker_url: str, records: Mapping[str, TenantRecord | None]) -> None:
     """Publish several tenants' records through one producer; returns once Kafka has all of them."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers(broker_url), acks="all")
+    producer = TopicTrackingProducer(bootstrap_servers=bootstrap_servers(broker_url), acks="all")
     await producer.start()
     try:
         sends = [

@@ -1,6 +1,8 @@
 """The worker's Kafka clients: Faust's aiokafka producer and consumer, each with what the worker needs changed.
 
-* :class:`IdempotentProducer`: idempotence on, and a send without Faust's per-record wrapper work;
+* :class:`IdempotentProducer`: idempotence on, a send without Faust's per-record wrapper work, and aiokafka's
+  producer replaced by :class:`~smsdispatch.adapters.kafka.TopicTrackingProducer` (a topic it writes never falls
+  out of its metadata; metadata refreshes at most one per retry backoff; its unacknowledged writes are watched);
 * :class:`PromptFetching`: the broker holds an empty fetch :data:`FETCH_MAX_WAIT_MS` at most and answers at
   :data:`FETCH_MIN_BYTES`;
 * :class:`RewindingConsumer`: a never-committed partition is read again from its beginning after a rebalance,
@@ -22,12 +24,14 @@ from typing import Any, Protocol
 
 from aiokafka import TopicPartition
 from aiokafka.errors import KafkaError
-from faust.exceptions import ProducerSendError
+from faust.exceptions import NotReady, ProducerSendError
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.transport.drivers.aiokafka import Consumer as AiokafkaConsumer
 from faust.transport.drivers.aiokafka import Producer as AiokafkaProducer
 from faust.types import TP
+
+from smsdispatch.adapters.kafka import TopicTrackingProducer
 
 
 class IdempotentProducer(AiokafkaProducer):
@@ -37,6 +41,19 @@ class IdempotentProducer(AiokafkaProducer):
 
     def _settings_extra(self) -> Mapping[str, Any]:
         return {**super()._settings_extra(), "acks": "all", "enable_idempotence": True}
+
+    @property
+    def _producer_type(self) -> type[TopicTrackingProducer]:
+        """The aiokafka producer class Faust instantiates (``Producer._new_producer``)."""
+        return TopicTrackingProducer
+
+    def kafka_producer(self) -> TopicTrackingProducer | None:
+        """The running aiokafka producer; None before the app started it, or after it stopped."""
+        try:
+            producer: TopicTrackingProducer = self._ensure_producer()
+        except NotReady:
+            return None
+        return producer
 
     async def probe(self) -> None:
         """One metadata request over the producer's connections; raises when no broker answers."""
