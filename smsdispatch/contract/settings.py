@@ -62,8 +62,16 @@ class Settings(BaseSettings):
     #: A worker told to stop (SIGTERM, Ctrl-C) exits within this long, whatever is stuck (a broker away, say);
     #: what it could not finish is left uncommitted for the next owner. At least drain_seconds + 5 is used.
     stop_seconds: float = Field(default=30.0, gt=0)
+    #: Records held this long without one finishing, or a Kafka write unacknowledged this long, make /health say
+    #: "degraded" and /live answer 503. Unset: twice the send deadline, at least 120 s (a send may take that long).
+    stall_seconds: float | None = Field(default=None, gt=0)
     #: The worker's log lines: ``text`` for people, ``json`` (one object per line) for log collectors.
     log_format: Literal["text", "json"] = "text"
+
+    @property
+    def stall_after(self) -> float:
+        """``stall_seconds``, or its default: twice the send deadline, at least 120 s."""
+        return self.stall_seconds or max(120.0, 2 * self.send_deadline_seconds)
 
 
 def bootstrap_servers(broker_url: str) -> str:

@@ -82,6 +82,28 @@ class DispatchMetrics:
             "Dispatch-log writes that failed and are being retried (the database is unavailable)",
             registry=self.registry,
         )
+        self.kafka_writes_stuck = Counter(
+            "smsdispatch_kafka_writes_stuck",
+            "Kafka writes unacknowledged for more than 10 s, each counted once, by topic",
+            ["topic"],
+            registry=self.registry,
+        )
+        self.kafka_write_wait = Gauge(
+            "smsdispatch_kafka_oldest_write_seconds",
+            "How long the oldest unacknowledged Kafka write of the worker has waited (0: none waits)",
+            registry=self.registry,
+        )
+        self.pipeline_stalled = Gauge(
+            "smsdispatch_pipeline_stalled_seconds",
+            "How long a pipeline has held records without one finishing (0 while it holds none)",
+            ["pipeline"],
+            registry=self.registry,
+        )
+        self.degraded = Gauge(
+            "smsdispatch_degraded",
+            "1 while /health says degraded (Kafka away, records held without progress, Kafka writes stuck), else 0",
+            registry=self.registry,
+        )
         self.sink_rows = Counter(
             "smsdispatch_sink_outcomes", "Outcomes written to the dispatch log", registry=self.registry
         )

@@ -17,6 +17,8 @@ Guarantees, and their limits:
   request seen twice is never handled twice at once.
 * **Bounded.** At most ``max_pending`` records are held at once; :meth:`submit` waits for room, which is what
   pauses reading from Kafka.
+* **Progress is visible.** :meth:`stalled_for` says how long the pipeline has held records without one of
+  them finishing (the worker's liveness check reads it).
 * **Drain.** :meth:`drain` (on a rebalance or shutdown) lets the handlers that have passed their point of no
   return (:meth:`Work.irrevocable`) finish, within ``timeout``; every other record, and any handler still
   running at the deadline, is cancelled and released. After it returns nothing is held.
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
@@ -65,8 +68,13 @@ class Pipeline(Generic[T]):
         ack: Callable[[T], Awaitable[Any]],
         release: Callable[[T], None] | None = None,
         max_pending: int = 5000,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._ack = ack
+        self._clock = clock
+        self._held = 0
+        #: When a handler last finished, or when records arrived at an empty pipeline.
+        self._progressed_at = clock()
         # Nothing to do by default: a runtime that re-reads from the committed offset gets them back anyway.
         self._release = release or (lambda token: None)
         self._room = asyncio.Semaphore(max_pending)
@@ -77,7 +85,11 @@ class Pipeline(Generic[T]):
         self._generation = 0
 
     def __len__(self) -> int:
-        return sum(len(queue) for queue in self._by_partition.values())
+        return self._held
+
+    def stalled_for(self) -> float:
+        """Seconds this pipeline has held records without any of them finishing; 0 while it holds none."""
+        return self._clock() - self._progressed_at if self._held else 0.0
 
     async def submit(
         self, partition: Hashable, offset: int, token: T, handler: Handler[T], key: Hashable | None = None
@@ -94,6 +106,9 @@ class Pipeline(Generic[T]):
             self._release(token)
             return
         work = Work(partition, offset, token, key)
+        if not self._held:
+            self._progressed_at = self._clock()  # the wait for progress starts with the first record held
+        self._held += 1
         self._by_partition.setdefault(partition, deque()).append(work)
         before = self._last_of_key.get(key) if key is not None else None
         if key is not None:
@@ -117,12 +132,14 @@ class Pipeline(Generic[T]):
             if work.key is not None and self._last_of_key.get(work.key) is work:
                 del self._last_of_key[work.key]
         work.done = True
+        self._progressed_at = self._clock()
         await self._ack_ready(work.partition)
 
     async def _ack_ready(self, partition: Hashable) -> None:
         queue = self._by_partition.get(partition)
         while queue and queue[0].done and not self._draining:
             work = queue.popleft()
+            self._held -= 1
             self._room.release()
             await self._ack(work.token)
 
@@ -157,6 +174,7 @@ class Pipeline(Generic[T]):
                     self._room.release()
             self._by_partition.clear()
             self._last_of_key.clear()
+            self._held = 0
             return acked, released
         finally:
             self._draining = False

@@ -19,6 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from smsdispatch.contract import topics
 from smsdispatch.core.inbound import EMPTY_TWIML, OptOutChange, opt_out_from_inbound
 from smsdispatch.core.ledger import Ledger
+from smsdispatch.core.liveness import Liveness
 from smsdispatch.core.metrics import DispatchMetrics
 from smsdispatch.core.status import CallbackRejected, status_from_callback
 from smsdispatch.core.tenant_view import TenantView
@@ -35,6 +36,7 @@ def add_pages(
     broker: BrokerHealth,
     ledger: Ledger,
     metrics: DispatchMetrics,
+    liveness: Liveness,
     every_tenant: TenantView,
     opt_out_changed: Callable[[OptOutChange], Awaitable[None]],
     pending: Callable[[], dict[str, int]] = dict,
@@ -49,11 +51,21 @@ def add_pages(
 
     @app.page("/health")
     async def health(web: Any, request: Any) -> Any:
-        """Always 200 while the process serves (a restart would not bring Kafka back); ``status`` is
-        ``degraded`` while Kafka is unreachable. ``pending``: status polls and webhook deliveries held."""
-        status = "ok" if broker.reachable else "degraded"
-        body = {"status": status, "kafka": broker.report(), "tenants": len(streams.tenants_table.data)}
-        return web.json({**body, "ledger": len(ledger), "pending": pending()})
+        """Always 200 while the process serves; ``status`` is ``degraded``, with ``reasons``, while Kafka is
+        unreachable, records are held without progress or a Kafka write is not acknowledged
+        (:mod:`smsdispatch.core.liveness`). ``pending``: status polls and webhook deliveries held."""
+        verdict = liveness.verdict()
+        body: dict[str, object] = {"status": verdict.status, "reasons": list(verdict.reasons), "kafka": broker.report()}
+        body |= {"tenants": len(streams.tenants_table.data), "ledger": len(ledger), "pending": pending()}
+        return web.json(body)
+
+    @app.page("/live")
+    async def live(web: Any, request: Any) -> Any:
+        """The liveness probe: 503 while the worker is stuck in a way a restart can cure (records held without
+        progress, or Kafka writes unacknowledged, while Kafka answers); 200 otherwise."""
+        verdict = liveness.verdict()
+        status = 503 if verdict.stuck else 200
+        return web.json({"live": not verdict.stuck, "reasons": list(verdict.reasons)}, status=status)
 
     @app.page("/ready")
     async def ready(web: Any, request: Any) -> Any:
@@ -112,4 +124,4 @@ def add_pages(
             return self.text(EMPTY_TWIML, content_type="text/xml", status=200)
 
     # Registered on the app by their decorators; named here so that nothing reads as unused.
-    _ = (health, ready, prometheus, StatusCallback, InboundMessage)
+    _ = (health, live, ready, prometheus, StatusCallback, InboundMessage)

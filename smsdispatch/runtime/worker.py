@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
@@ -26,33 +25,28 @@ from aiokafka.partitioner import murmur2
 from faust.sensors.prometheus import FaustMetrics
 
 from smsdispatch.adapters.crypto import Keyring
-from smsdispatch.adapters.twilio import RetryPolicy, TwilioHttp, TwilioProvider
+from smsdispatch.adapters.twilio import RetryPolicy, TwilioHttp
 from smsdispatch.contract import topics
 from smsdispatch.contract.settings import Settings
 from smsdispatch.core.admission import Admission
 from smsdispatch.core.continuity import Continuity
 from smsdispatch.core.dispatch import Dispatcher
 from smsdispatch.core.dispatch_model import DispatcherOptions, InboundRecord
-from smsdispatch.core.durable_map import DurableMap
 from smsdispatch.core.ledger import Ledger
+from smsdispatch.core.liveness import Liveness
 from smsdispatch.core.logsink import Batcher, Loggable, LogSink, parse_outcome
 from smsdispatch.core.metrics import DispatchMetrics
 from smsdispatch.core.optouts import SuppressionList
 from smsdispatch.core.pipeline import Pipeline, Work
-from smsdispatch.core.polling import PollOptions, StatusPoller
 from smsdispatch.core.rates import SendingRates
 from smsdispatch.core.senders import SenderPool
 from smsdispatch.core.tenant_view import TenantView
 from smsdispatch.core.tenants import TenantDirectory
 from smsdispatch.core.tracking import Tracker
 from smsdispatch.core.webhook_delivery import (
-    DeliveryOptions,
-    DeliveryResult,
-    WebhookDeliverer,
     new_webhook_client,
-    schedule_from,
 )
-from smsdispatch.runtime.app import StreamsApp, create_app, ledger_store, table_store
+from smsdispatch.runtime.app import StreamsApp, create_app, ledger_store
 from smsdispatch.runtime.broker_health import BrokerHealth
 from smsdispatch.runtime.followers import SuppressionFollower, TenantFollower
 from smsdispatch.runtime.pages import add_pages
@@ -61,6 +55,8 @@ from smsdispatch.runtime.recovery_watchdog import RecoveryWatchdog
 from smsdispatch.runtime.rocks import flush_to_files
 from smsdispatch.runtime.sensors import LeanPrometheusMonitor
 from smsdispatch.runtime.tenant_progress import TenantStreamProgress
+from smsdispatch.runtime.tracker_setup import build_tracker
+from smsdispatch.runtime.write_watch import WriteWatch
 
 log = logging.getLogger("smsdispatch.worker")
 
@@ -136,7 +132,10 @@ def build_worker(
     def tracker() -> Tracker:
         if not tracker_slot:
             webhook_clients.append(new_webhook_client())
-            tracker_slot.append(_tracker(streams, settings, tenants, twilio_http(), webhook_clients[0], metrics))
+            partition_for = partial(home_partition, partitions=settings.partitions)
+            tracker_slot.append(
+                build_tracker(streams, settings, tenants, twilio_http(), webhook_clients[0], metrics, partition_for)
+            )
         return tracker_slot[0]
 
     def dispatcher() -> Dispatcher:
@@ -188,6 +187,17 @@ def build_worker(
     dispatching: Pipeline[Any] = _pipeline(streams, metrics, "dispatcher", settings.max_in_flight)
     logging_outcomes: Pipeline[Any] = _pipeline(streams, metrics, "logsink", settings.max_in_flight)
     batcher = Batcher(sink.write, settings.batch_size, settings.batch_within_seconds)
+    writes = WriteWatch(
+        lambda: app.producer.kafka_producer(), lambda topic, n: metrics.kafka_writes_stuck.labels(topic).inc(n)
+    )
+    liveness = Liveness(
+        stall_seconds=settings.stall_after,
+        pipelines={"dispatcher": dispatching, "logsink": logging_outcomes},
+        oldest_write_age=writes.oldest_age,
+        kafka_reachable=lambda: broker.reachable,
+    )
+    metrics.kafka_write_wait.set_function(writes.oldest_age)
+    metrics.degraded.set_function(lambda: float(bool(liveness.verdict().reasons)))
 
     async def drain() -> None:
         # Deliveries of partitions about to move are cut short: their entries stay pending for the next owner.
@@ -285,12 +295,20 @@ def build_worker(
     async def probe_broker() -> None:
         await broker.check()
 
+    @app.timer(interval=5.0)
+    async def watch_kafka_writes() -> None:
+        try:
+            writes.check()
+        except Exception:
+            log.exception("checking the Kafka writes failed; the next pass retries")
+
     add_pages(
         streams,
         public_url=settings.public_url,
         broker=broker,
         ledger=ledger,
         metrics=metrics,
+        liveness=liveness,
         every_tenant=every_tenant,
         opt_out_changed=opt_outs.inbound,
         pending=lambda: dict(zip(("polls", "webhooks"), tracker().pending(), strict=True)),
@@ -315,7 +333,7 @@ def build_worker(
 
     # Registered on the app by their decorators; named here so that nothing reads as unused.
     _ = (keep_tenants, dispatch, record_outcomes, commit_offsets, expire_ledger, probe_broker, _close)
-    _ = (poll_statuses, deliver_webhooks)
+    _ = (poll_statuses, deliver_webhooks, watch_kafka_writes)
     return streams
 
 
@@ -333,6 +351,7 @@ def _pipeline(streams: StreamsApp, metrics: DispatchMetrics, name: str, max_pend
 
     pipeline: Pipeline[Any] = Pipeline(ack=ack, max_pending=max_pending)
     metrics.held.labels(name).set_function(lambda: len(pipeline))
+    metrics.pipeline_stalled.labels(name).set_function(pipeline.stalled_for)
     return pipeline
 
 
@@ -347,44 +366,3 @@ async def _log_one(batcher: Batcher, tracker: Tracker, outcome: Loggable | None,
             written.cancel()
             raise
         await written
-
-
-def _tracker(
-    streams: StreamsApp,
-    settings: Settings,
-    tenants: TenantDirectory,
-    http: TwilioHttp,
-    webhook_client: httpx.AsyncClient,
-    metrics: DispatchMetrics,
-) -> Tracker:
-    """Status polling and webhooks over the worker's two pending-work tables."""
-    poller = StatusPoller(
-        tenants=tenants.lookup,
-        providers=lambda tenant: TwilioProvider(tenant.config, http, RetryPolicy(max_elapsed=10.0)),
-        options=PollOptions(poll_seconds=settings.status_poll_seconds),
-        on_result=metrics.count_poll,
-    )
-    options = DeliveryOptions(
-        retry_hours=settings.webhook_retry_hours, schedule=schedule_from(settings.webhook_retry_base_seconds)
-    )
-
-    def deliverer(on_result: Callable[[DeliveryResult], Awaitable[None]]) -> WebhookDeliverer:
-        return WebhookDeliverer(
-            client=webhook_client,
-            tenants=tenants.lookup,
-            options=options,
-            on_result=on_result,
-            count=metrics.count_webhook,
-        )
-
-    return Tracker(
-        polls=DurableMap(table_store(streams.polls_table), streams.changelog_writer(streams.polls_table)),
-        webhooks=DurableMap(table_store(streams.webhooks_table), streams.changelog_writer(streams.webhooks_table)),
-        tenants=tenants.lookup,
-        poller=poller,
-        deliverer=deliverer,
-        publish=streams.publish,
-        partition_for=lambda tenant_id: home_partition(tenant_id, settings.partitions),
-        poll_seconds=settings.status_poll_seconds,
-        metrics=metrics,
-    )

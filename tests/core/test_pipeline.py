@@ -145,3 +145,46 @@ async def test_a_submit_waiting_for_room_across_a_drain_gives_its_record_back() 
 
     assert recorder.released == [(0, 1), (0, 2)]
     assert len(pipeline) == 0
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 50.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_stalled_for_counts_from_the_first_record_held_and_restarts_when_one_finishes() -> None:
+    clock = Clock()
+    recorder = Recorder()
+    pipeline = Pipeline(ack=recorder.ack, max_pending=10, clock=clock)
+    clock.now += 500  # idle for a long time: nothing held, nothing stalled
+    assert pipeline.stalled_for() == 0.0
+    slow, fast = asyncio.Event(), asyncio.Event()
+    await pipeline.submit(0, 1, (0, 1), gated(slow))
+    await pipeline.submit(1, 1, (1, 1), gated(fast))
+    clock.now += 30
+    assert pipeline.stalled_for() == 30
+
+    fast.set()
+    await settle()
+    clock.now += 7
+
+    assert len(pipeline) == 1
+    assert pipeline.stalled_for() == 7, "one finished 7 s ago"
+    slow.set()
+    await settle()
+    assert (len(pipeline), pipeline.stalled_for()) == (0, 0.0)
+
+
+async def test_a_drain_leaves_nothing_held_and_nothing_stalled() -> None:
+    clock = Clock()
+    recorder = Recorder()
+    pipeline = Pipeline(ack=recorder.ack, release=recorder.release, max_pending=10, clock=clock)
+    await pipeline.submit(0, 1, (0, 1), gated(asyncio.Event()))
+    clock.now += 100
+
+    await pipeline.drain(0.1)
+
+    assert (len(pipeline), pipeline.stalled_for()) == (0, 0.0)
