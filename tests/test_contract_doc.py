@@ -37,7 +37,7 @@ from smsdispatch.tools.simulator.store import Message
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "contract.md"
-EXTERNAL_CONTRACT = ROOT / "docs" / "CONTRACT.md"
+EXTERNAL_CONTRACT = ROOT / "docs" / "upstream-contract.md"
 
 # -- a small markdown table parser ---------------------------------------------------------------------------
 
@@ -258,7 +258,7 @@ def test_settings_table_shows_each_fields_default() -> None:
 
 
 def external_names(header: str) -> set[str]:
-    """Names in the first column of every table of docs/CONTRACT.md whose first header is ``header``."""
+    """Names in the first column of every table of docs/upstream-contract.md whose first header is ``header``."""
     text = EXTERNAL_CONTRACT.read_text(encoding="utf-8")
     found = set()
     for section in parse_sections(text):
