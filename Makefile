@@ -8,16 +8,26 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-pyproject
 PYTHON_CANDIDATES := python3.13 python3.12 python3.11 python3
 
-.PHONY: install test lint demo
+.PHONY: install test check lint demo
 
 install: $(STAMP)
 
-# pytest first (it exits 5, a failure, when it collected no test), then the linters and the type checker.
+# Everything: pytest first (it exits 5, a failure, when it collected no test), printing its 25 slowest tests,
+# then the linters and the type checker. The README's test command; .ci/run calls it.
 test: $(STAMP)
-	$(BIN)/pytest
+	$(BIN)/pytest --durations=25
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+# The everyday development command: the linters, the type checker, and every test that needs no Kafka broker, no
+# PostgreSQL server and no stack of worker processes (the markers `kafka` and `postgres`, which tests/conftest.py
+# adds to every test using the broker or the database). About a minute from a warm venv.
+check: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/pytest -q -m "not kafka and not postgres"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
