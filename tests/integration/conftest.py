@@ -1,13 +1,16 @@
 """A running system for integration tests: the session's Kafka broker, a simulator process, a worker process.
 
-Tenants are registered through the real ``smsdispatch tenants set`` verb. Ids get a per-stack suffix so that
-modules sharing the session's broker (and its fixed topic names) never read each other's records. The worker's
-public URL is its own web server, so the simulator's signed delivery callbacks flow back through the status
-receiver into ``sms.status`` and the dispatch log.
+Tenants are registered through the real ``smsdispatch tenants set`` verb. Each stack is its own deployment on
+the session's broker: its own ``SMSDISPATCH_APP_ID`` (consumer group and internal topics), a group that starts
+where the shared topics end when the stack is made (:func:`start_group_at_end`), and ids with a per-stack
+suffix, so stacks never read each other's records nor replay each other's changelogs. The worker's public URL is
+its own web server, so the simulator's signed delivery callbacks flow back through the status receiver into
+``sms.status`` and the dispatch log.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import urllib.error
 import urllib.request
@@ -19,9 +22,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from smsdispatch.adapters.crypto import generate_key
 from smsdispatch.cli import main as cli
+from smsdispatch.contract import topics
+from smsdispatch.contract.settings import bootstrap_servers
 from smsdispatch.tools.simulator import random_account_sid, random_api_key_sid
 from smsdispatch.tools.testing.kafka import free_ports
 from smsdispatch.tools.testing.processes import ManagedProcess, simulator_process, worker_process
@@ -36,6 +42,8 @@ LIVE_NUMBER = "+14155550100"
 @dataclass
 class Stack:
     broker_url: str
+    #: SMSDISPATCH_APP_ID of the stack's workers: their consumer group, and the prefix of their changelogs.
+    app_id: str
     simulator_url: str
     worker_url: str
     database_url: str
@@ -96,6 +104,29 @@ def run_cli(stack: Stack, *args: str) -> int:
             return int(thread.submit(cli, list(args)).result())
 
 
+def start_group_at_end(broker_url: str, group_id: str, partitions: int) -> None:
+    """Commit, for the new consumer group ``group_id``, the end of ``sms.requested`` and the outcome topics: its
+    workers start after what earlier stacks published there. ``sms.tenants`` is left out: the worker's tenant
+    table must read the tenants registered before it starts."""
+
+    async def commit_ends() -> None:
+        names = (topics.REQUESTED, *topics.OUTCOME_TOPICS)
+        every = [TopicPartition(name, partition) for name in names for partition in range(partitions)]
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap_servers(broker_url), group_id=group_id, enable_auto_commit=False
+        )
+        await consumer.start()
+        try:
+            consumer.assign(every)
+            await consumer.commit(await consumer.end_offsets(every))
+        finally:
+            await consumer.stop()
+
+    # In a thread of its own, like run_cli: the caller may be inside a running event loop.
+    with ThreadPoolExecutor(1) as thread:
+        thread.submit(asyncio.run, commit_ends()).result()
+
+
 def _register(stack: Stack, name: str, *args: str) -> None:
     tenant_id = f"{name}-{stack.suffix}"
     assert run_cli(stack, "tenants", "set", tenant_id, *args) == 0, f"registering {tenant_id} failed"
@@ -117,6 +148,7 @@ def running_stack(
     simulator knows, with the live number; ``env`` adds worker settings; without ``callbacks`` the worker has
     no SMSDISPATCH_PUBLIC_URL, so Twilio is asked for no status callbacks."""
     suffix = uuid.uuid4().hex[:8]
+    app_id = f"it-{suffix}"
     live_sid, test_sid = random_account_sid(), random_account_sid()
     live_token, test_token = f"livetoken{uuid.uuid4().hex}", f"testtoken{uuid.uuid4().hex}"
     key_sid, key_secret = random_api_key_sid(), f"keysecret{uuid.uuid4().hex}"
@@ -139,12 +171,14 @@ def running_stack(
         "SMSDISPATCH_ENCRYPTION_KEYS": generate_key(),
         "SMSDISPATCH_TWILIO_BASE_URL": f"http://127.0.0.1:{sim_port}",
         "SMSDISPATCH_DATABASE_URL": database_url,
+        "SMSDISPATCH_APP_ID": app_id,
         **({"SMSDISPATCH_PUBLIC_URL": f"http://127.0.0.1:{web_port}"} if callbacks else {}),
         **(env or {}),
     }
     worker = worker_process(env=env, web_port=web_port, data_dir=base / "worker", log_path=base / "worker.log")
     stack = Stack(
         broker_url=broker_url,
+        app_id=app_id,
         simulator_url=f"http://127.0.0.1:{sim_port}",
         worker_url=f"http://127.0.0.1:{web_port}",
         database_url=database_url,
@@ -168,6 +202,7 @@ def running_stack(
         for magic_from in ("+15005550001", "+15005550007", "+15005550008"):
             _register(stack, f"from{magic_from[-2:]}", *test, "--from", magic_from)
         _register(stack, "unverified", *live, "--from", LIVE_NUMBER, "--no-verify")
+        start_group_at_end(broker_url, app_id, int(env.get("SMSDISPATCH_PARTITIONS", "8")))
         worker.start(timeout=90)
         yield stack
     finally:

@@ -30,7 +30,6 @@ from tests.integration.outcomes import row_when, send_and_collect
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.kafka, pytest.mark.slow]
 
-GROUP = "smsdispatch"  # the workers' group: SMSDISPATCH_APP_ID is left at its default
 PARTITIONS = 8
 
 
@@ -42,12 +41,12 @@ def pair(kafka_broker_url: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
         yield stack
 
 
-async def tenant_partitions_by_worker(broker_url: str) -> tuple[str, dict[int | None, set[int]]]:
+async def tenant_partitions_by_worker(broker_url: str, group_id: str) -> tuple[str, dict[int | None, set[int]]]:
     """The group's state and, per member (named by its worker's web port), its partitions of sms.tenants."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers(broker_url))
     await admin.start()
     try:
-        [response] = await admin.describe_consumer_groups([GROUP])
+        [response] = await admin.describe_consumer_groups([group_id])
     finally:
         await admin.close()
     [group] = response.groups
@@ -77,7 +76,7 @@ async def settled_owners(stack: Stack, timeout: float = 90.0) -> dict[int, Manag
     deadline = asyncio.get_running_loop().time() + timeout
     seen: object = None
     while asyncio.get_running_loop().time() < deadline:
-        state, owned = await tenant_partitions_by_worker(stack.broker_url)
+        state, owned = await tenant_partitions_by_worker(stack.broker_url, stack.app_id)
         seen = (state, owned, list(by_port))
         if (
             state == "Stable"

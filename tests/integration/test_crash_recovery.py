@@ -20,11 +20,18 @@ pytestmark = [pytest.mark.asyncio, pytest.mark.kafka, pytest.mark.slow]
 LATENCY_MS = 1500
 
 
+#: The restarted worker waits this long (plus 2 s) after a request's "sending" mark before it looks the request
+#: up in Twilio: comfortably over a send's LATENCY_MS, and not the default minute.
+SEND_DEADLINE_S = 8
+
+
 @pytest.fixture(scope="module")
 def slow_stack(kafka_broker_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     # Twilio answering slowly keeps requests in flight long enough to kill the worker in the middle of them.
     base = tmp_path_factory.mktemp("slow-stack")
-    with running_stack(kafka_broker_url, base, simulator_args=["--latency-ms", str(LATENCY_MS)]) as running:
+    simulator_args = ["--latency-ms", str(LATENCY_MS)]
+    env = {"SMSDISPATCH_SEND_DEADLINE_SECONDS": str(SEND_DEADLINE_S)}
+    with running_stack(kafka_broker_url, base, simulator_args=simulator_args, env=env) as running:
         yield running
 
 
