@@ -19,7 +19,7 @@ from pydantic import SecretStr, TypeAdapter, ValidationError
 from smsdispatch.adapters.crypto import CryptoError, Keyring
 from smsdispatch.adapters.twilio import AuthenticationError, ProviderError, TwilioHttp, TwilioProvider
 from smsdispatch.cli._common import CliError, bad_usage, load_keyring, load_settings, twilio_base_url, unreachable_kafka
-from smsdispatch.cli.tenant_settings import add_rate_and_webhook, apply_settings, print_secret_once
+from smsdispatch.cli.tenant_settings import Changed, add_rate_and_webhook, apply_settings, print_secret_once
 from smsdispatch.client import latest_tenant_records, publish_tenant, publish_tenants
 from smsdispatch.contract import TenantConfig, TenantRecord, describe_tenant
 from smsdispatch.contract._fields import TenantId
@@ -100,10 +100,23 @@ async def verified_record(
 
 
 async def _set(args: argparse.Namespace, settings: Settings, keyring: Keyring) -> int:
-    try:
-        TENANT_ID.validate_python(args.tenant)
-    except ValidationError as exc:
-        raise bad_usage(exc, _FLAGS, whole="TENANT") from None
+    _check_tenant_id(args.tenant)  # before Kafka is asked anything: bad usage is told as such
+    await ensure_topics(settings.broker, settings.partitions, replication_factor=settings.replication_factor)
+    current = (await latest_tenant_records(settings.broker)).get(args.tenant)
+    changed = await record_for_set(args, settings, keyring, current)
+    await publish_tenant(settings.broker, args.tenant, changed.record)
+    print(describe_tenant(changed.record))
+    print_secret_once(args.tenant, changed.new_secret)
+    return 0
+
+
+async def record_for_set(
+    args: argparse.Namespace, settings: Settings, keyring: Keyring, current: TenantRecord | None
+) -> Changed:
+    """The record ``tenants set`` publishes for ``args`` (verified against Twilio unless --no-verify), over the
+    tenant's ``current`` record if it has one: new credentials, the rate, the webhook and its secret kept unless
+    given anew. Raises CliError (VerificationRefused when Twilio says no)."""
+    _check_tenant_id(args.tenant)
     try:
         config = TenantConfig(
             account_sid=args.account_sid,
@@ -114,10 +127,7 @@ async def _set(args: argparse.Namespace, settings: Settings, keyring: Keyring) -
         )
     except ValidationError as exc:
         raise bad_usage(exc, _FLAGS, whole="--auth-token / --api-key-sid / --api-key-secret") from None
-    await ensure_topics(settings.broker, settings.partitions, replication_factor=settings.replication_factor)
-    current = (await latest_tenant_records(settings.broker)).get(args.tenant)
     if current is not None:
-        # New credentials, same settings: the rate, the webhook and its secret stay unless given anew.
         config = config.model_copy(update={"webhook_secret": _current_secret(keyring, current)})
     try:
         record = await verified_record(args.tenant, config, keyring, settings, verify=not args.no_verify)
@@ -125,11 +135,14 @@ async def _set(args: argparse.Namespace, settings: Settings, keyring: Keyring) -
         raise bad_usage(exc, _FLAGS, whole="TENANT") from None
     if current is not None:
         record = record.model_copy(update={"mps": current.mps, "webhook_url": current.webhook_url})
-    changed = apply_settings(args, record, config, keyring.seal)
-    await publish_tenant(settings.broker, args.tenant, changed.record)
-    print(describe_tenant(changed.record))
-    print_secret_once(args.tenant, changed.new_secret)
-    return 0
+    return apply_settings(args, record, config, keyring.seal)
+
+
+def _check_tenant_id(tenant_id: str) -> None:
+    try:
+        TENANT_ID.validate_python(tenant_id)
+    except ValidationError as exc:
+        raise bad_usage(exc, _FLAGS, whole="TENANT") from None
 
 
 async def _update(args: argparse.Namespace, settings: Settings, keyring: Keyring) -> int:

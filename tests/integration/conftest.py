@@ -1,6 +1,8 @@
 """A running system for integration tests: the session's Kafka broker, a simulator process, a worker process.
 
-Tenants are registered through the real ``smsdispatch tenants set`` verb. Each stack is its own deployment on
+Tenants are registered with the records ``smsdispatch tenants set`` makes (its own code builds and verifies them,
+against the stack's simulator), published in one batch through the client: the CLI's own I/O, which reads the
+whole of ``sms.tenants`` each time, is tested in tests/cli. Each stack is its own deployment on
 the session's broker: its own ``SMSDISPATCH_APP_ID`` (consumer group and internal topics), a group that starts
 where the shared topics end when the stack is made (:func:`start_group_at_end`), and ids with a per-stack
 suffix, so stacks never read each other's records nor replay each other's changelogs. The worker's public URL is
@@ -24,10 +26,14 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from smsdispatch.adapters.crypto import generate_key
+from smsdispatch.adapters.crypto import Keyring, generate_key
+from smsdispatch.cli import build_parser
 from smsdispatch.cli import main as cli
+from smsdispatch.cli.tenants import record_for_set
+from smsdispatch.client import publish_tenants
 from smsdispatch.contract import topics
-from smsdispatch.contract.settings import bootstrap_servers
+from smsdispatch.contract.settings import Settings, bootstrap_servers
+from smsdispatch.runtime.topics import ensure_topics
 from smsdispatch.tools.simulator import random_account_sid, random_api_key_sid
 from smsdispatch.tools.testing.kafka import free_ports
 from smsdispatch.tools.testing.processes import ManagedProcess, simulator_process, worker_process
@@ -62,13 +68,20 @@ class Stack:
         return self.tenants[name]
 
     def register(self, name: str, *args: str) -> str:
-        """``smsdispatch tenants set NAME-SUFFIX ARGS…``; returns the tenant_id."""
-        _register(self, name, *args)
+        """What ``smsdispatch tenants set NAME-SUFFIX ARGS…`` publishes; returns the tenant_id."""
+        seed_tenants(self, {name: list(args)})
         return self.tenants[name]
 
     def register_live(self, name: str, account: tuple[str, str] | None = None) -> str:
+        return self.register_live_many([name], account)[0]
+
+    def register_live_many(self, names: Sequence[str], account: tuple[str, str] | None = None) -> list[str]:
+        """Register several tenants on one live account (the stack's by default) in one batch; their ids."""
         sid, token = account or self.live_account
-        return self.register(name, "--account-sid", sid, "--auth-token", token, "--from", LIVE_NUMBER)
+        seed_tenants(
+            self, {name: ["--account-sid", sid, "--auth-token", token, "--from", LIVE_NUMBER] for name in names}
+        )
+        return [self.tenants[name] for name in names]
 
     def add_worker(self, start: bool = True) -> ManagedProcess:
         """Another worker in the same group: its own web port and data directory, the same settings."""
@@ -127,10 +140,25 @@ def start_group_at_end(broker_url: str, group_id: str, partitions: int) -> None:
         thread.submit(asyncio.run, commit_ends()).result()
 
 
-def _register(stack: Stack, name: str, *args: str) -> None:
-    tenant_id = f"{name}-{stack.suffix}"
-    assert run_cli(stack, "tenants", "set", tenant_id, *args) == 0, f"registering {tenant_id} failed"
-    stack.tenants[name] = tenant_id
+def seed_tenants(stack: Stack, tenants: dict[str, list[str]]) -> None:
+    """Publish, in one batch, the record ``smsdispatch tenants set NAME-SUFFIX ARGS…`` would for each name; the
+    stack's ``tenants`` maps each name to its tenant_id."""
+    parser = build_parser()
+    settings = Settings(broker=stack.broker_url, twilio_base_url=stack.env["SMSDISPATCH_TWILIO_BASE_URL"])
+    keyring = Keyring.from_value(stack.env["SMSDISPATCH_ENCRYPTION_KEYS"])
+    ids = {name: f"{name}-{stack.suffix}" for name in tenants}
+
+    async def seed() -> None:
+        records = {}
+        for name, args in tenants.items():
+            parsed = parser.parse_args(["tenants", "set", ids[name], *args])
+            records[ids[name]] = (await record_for_set(parsed, settings, keyring, None)).record
+        await ensure_topics(stack.broker_url, int(stack.env.get("SMSDISPATCH_PARTITIONS", "8")))
+        await publish_tenants(stack.broker_url, records)
+
+    with ThreadPoolExecutor(1) as thread:  # the caller may be inside a running event loop
+        thread.submit(asyncio.run, seed()).result()
+    stack.tenants.update(ids)
 
 
 @contextmanager
@@ -194,14 +222,19 @@ def running_stack(
     try:
         live = ["--account-sid", live_sid, "--auth-token", live_token]
         test = ["--account-sid", test_sid, "--auth-token", test_token]
-        _register(stack, "live", *live, "--from", LIVE_NUMBER)
-        _register(stack, "service", *live, "--from", service_sid)
-        _register(stack, "apikey", "--account-sid", live_sid, "--api-key-sid", key_sid, "--api-key-secret", key_secret,
-                  "--from", LIVE_NUMBER)  # fmt: skip
-        _register(stack, "test", *test, "--from", MAGIC_FROM_OK)
-        for magic_from in ("+15005550001", "+15005550007", "+15005550008"):
-            _register(stack, f"from{magic_from[-2:]}", *test, "--from", magic_from)
-        _register(stack, "unverified", *live, "--from", LIVE_NUMBER, "--no-verify")
+        apikey = ["--account-sid", live_sid, "--api-key-sid", key_sid, "--api-key-secret", key_secret]
+        standard = {
+            "live": [*live, "--from", LIVE_NUMBER],
+            "service": [*live, "--from", service_sid],
+            "apikey": [*apikey, "--from", LIVE_NUMBER],
+            "test": [*test, "--from", MAGIC_FROM_OK],
+            **{
+                f"from{magic[-2:]}": [*test, "--from", magic]
+                for magic in ("+15005550001", "+15005550007", "+15005550008")
+            },
+            "unverified": [*live, "--from", LIVE_NUMBER, "--no-verify"],
+        }
+        seed_tenants(stack, standard)
         start_group_at_end(broker_url, app_id, int(env.get("SMSDISPATCH_PARTITIONS", "8")))
         worker.start(timeout=90)
         yield stack

@@ -63,7 +63,7 @@ def health(stack: Stack) -> dict[str, object]:
 async def test_a_broker_restart_mid_traffic_gives_each_request_one_outcome_with_a_quiet_log_and_degraded_health(
     stack: Stack, own_broker: LocalKafka
 ) -> None:
-    tenants = [stack.register_live(f"r{n}") for n in range(5)]
+    tenants = stack.register_live_many([f"r{n}" for n in range(5)])
     requests = requests_for(tenants, 4_000, f"restart-{uuid.uuid4().hex[:6]}")
     ids = {request.request_id for request in requests}
     start = now_ms() - 1000
@@ -109,7 +109,7 @@ async def test_a_broker_restart_mid_traffic_gives_each_request_one_outcome_with_
 async def test_a_worker_told_to_stop_while_kafka_is_away_exits_within_its_bound_and_loses_nothing(
     stack: Stack, own_broker: LocalKafka
 ) -> None:
-    tenants = [stack.register_live(f"s{n}") for n in range(3)]
+    tenants = stack.register_live_many([f"s{n}" for n in range(3)])
     requests = requests_for(tenants, 1_500, f"stuck-{uuid.uuid4().hex[:6]}")
     ids = {request.request_id for request in requests}
     start = now_ms() - 1000

@@ -34,10 +34,12 @@ async def test_a_tenant_in_a_429_storm_does_not_hold_up_another_tenant_on_its_pa
         kafka_broker_url, base, simulator_args=["--latency-ms", "50"], accounts=[stormy_account]
     ) as stack:
         stormy = stack.register_live("stormy", stormy_account)
-        calm = next(
-            stack.register_live(f"calm{n}")
-            for n in range(200)
-            if home_partition(f"calm{n}-{stack.suffix}", PARTITIONS) == home_partition(stormy, PARTITIONS)
+        calm = stack.register_live(
+            next(
+                f"calm{n}"
+                for n in range(200)
+                if home_partition(f"calm{n}-{stack.suffix}", PARTITIONS) == home_partition(stormy, PARTITIONS)
+            )
         )
         inject_faults(stack.simulator_url, "rate_limit", account_sid=stormy_account[0], seconds=30)
         storm_requests = requests_for([stormy], 300, f"storm-{uuid.uuid4().hex[:6]}")
@@ -88,7 +90,7 @@ async def test_a_worker_told_to_stop_finishes_its_sends_and_the_next_owner_resen
 ) -> None:
     base = tmp_path_factory.mktemp("drain")
     with running_stack(kafka_broker_url, base, simulator_args=["--latency-ms", "3000"]) as stack:
-        tenants = [stack.register_live(f"d{n}") for n in range(4)]
+        tenants = stack.register_live_many([f"d{n}" for n in range(4)])
         requests = requests_for(tenants, 200, f"drain-{uuid.uuid4().hex[:6]}")
         start = now_ms() - 1000
         async with SmsClient(stack.broker_url) as client:

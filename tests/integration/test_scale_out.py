@@ -41,7 +41,7 @@ def group(kafka_broker_url: str, tmp_path_factory: pytest.TempPathFactory) -> It
 # Longer than the outcome wait below, so a run that misses requests ends with where they are, not a bare timeout.
 @pytest.mark.timeout(600)
 async def test_workers_joining_leaving_and_killed_lose_nothing_and_send_nothing_twice(group: Stack) -> None:
-    tenants = [group.register_live(f"t{n}") for n in range(20)]
+    tenants = group.register_live_many([f"t{n}" for n in range(20)])
     group.add_worker()
     group.add_worker()
     requests = requests_for(tenants, 10_000, f"scale-{uuid.uuid4().hex[:6]}")
@@ -98,7 +98,7 @@ async def test_workers_joining_leaving_and_killed_lose_nothing_and_send_nothing_
 async def test_a_worker_starting_on_a_backlog_gives_each_record_exactly_one_outcome(group: Stack) -> None:
     for worker in group.workers():
         worker.stop()
-    tenants = [group.register_live(f"b{n}") for n in range(4)]
+    tenants = group.register_live_many([f"b{n}" for n in range(4)])
     requests = requests_for(tenants, 2_000, f"backlog-{uuid.uuid4().hex[:6]}")
     start = now_ms() - 1000
     async with SmsClient(group.broker_url) as client:

@@ -21,7 +21,7 @@ async def test_with_two_workers_each_message_is_polled_once_by_the_worker_owning
     base = tmp_path_factory.mktemp("tracking-pair")
     with running_stack(kafka_broker_url, base, env=env, callbacks=False) as pair:
         pair.add_worker()
-        tenants = [pair.register_live(f"pair{n}") for n in range(6)]
+        tenants = pair.register_live_many([f"pair{n}" for n in range(6)])
         sent = [request for tenant in tenants for request in requests(tenant, 3)]
 
         await send_and_collect(pair.broker_url, sent, timeout=120)

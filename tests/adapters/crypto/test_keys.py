@@ -121,6 +121,7 @@ def test_empty_value_is_one_sentence(value: str) -> None:
 @pytest.mark.parametrize(
     ("value", "position"),
     [(f"{KEY_A},", 2), (f",{KEY_A}", 1), (f"{KEY_A},,{KEY_B}", 2), (f"{KEY_A}, ,{KEY_B}", 2)],
+    ids=["trailing", "leading", "doubled", "blank"],  # the keys are random: ids must not show them (pytest-xdist)
 )
 def test_blank_entry_is_named_by_position_rather_than_skipped(value: str, position: int) -> None:
     assert config_error(value).startswith(f"SMSDISPATCH_ENCRYPTION_KEYS entry {position} is empty")
