@@ -42,8 +42,11 @@ def assert_one_sentence_without_keys(message: str) -> None:
 
 
 def altered(ciphertext: str, position: int) -> str:
-    replacement = "A" if ciphertext[position] != "A" else "B"
-    return ciphertext[:position] + replacement + ciphertext[position + 1 :]
+    """The token with one bit of its byte at ``position`` flipped. (Replacing a base64 character could change
+    only the unused low bits of the last character before the padding, and alter nothing.)"""
+    token = bytearray(base64.urlsafe_b64decode(ciphertext))
+    token[position] ^= 0x01
+    return base64.urlsafe_b64encode(bytes(token)).decode()
 
 
 # --- round trip and secrecy ---------------------------------------------------------------------------------
