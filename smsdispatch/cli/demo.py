@@ -20,10 +20,11 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from types import FrameType
+from typing import Any, TypeVar
 
 from pydantic import SecretStr
 
@@ -101,7 +102,7 @@ def _run(stack: DemoStack, settings: Settings, keyring: Keyring, broker: str | N
     stack.start_simulator(accounts.simulator_args())
     settings = settings.model_copy(update={"broker": broker, "twilio_base_url": stack.simulator_url})
     inbox = WebhookInbox()  # a daemon thread: it goes with the process whatever happens
-    asyncio.run(_register(accounts, settings, keyring, inbox.url))
+    _run_step(_register, accounts, settings, keyring, inbox.url)
     _say("starting the worker (a few seconds)...")
     stack.start_worker(_worker_env(settings))
     pids = stack.pids()
@@ -111,11 +112,11 @@ def _run(stack: DemoStack, settings: Settings, keyring: Keyring, broker: str | N
     for tenant in accounts.tenants().values():
         print(f"  tenant         {tenant.tenant_id:<16} {tenant.role}")
     try:
-        problems = asyncio.run(_exercise(stack, settings, accounts))
+        problems = _run_step(_exercise, stack, settings, accounts)
         problems += _webhooks(inbox, accounts)
         inbox.close()
         if external:
-            asyncio.run(_unregister(accounts, settings))
+            _run_step(_unregister, accounts, settings)
     except OSError as exc:
         raise CliError(f"lost Kafka at {broker} ({type(exc).__name__}).") from None
     print(f"\nlogs: {', '.join(str(path) for path in stack.log_paths)}")
@@ -129,6 +130,23 @@ def _run(stack: DemoStack, settings: Settings, keyring: Keyring, broker: str | N
             "part of its traffic: stop it, or unset SMSDISPATCH_BROKER.)"
         )
     raise CliError(f"{problems[0]}; see the worker log {stack.workdir / 'worker.log'}.")
+
+
+T = TypeVar("T")
+
+
+def _run_step(step: Callable[..., Coroutine[Any, Any, T]], *args: Any) -> T:
+    """``asyncio.run(step(*args))``; a stop signal arriving between the coroutine's creation and its start (the
+    demo is stopped with SIGTERM or Ctrl-C at any moment) closes it, so Python prints no "never awaited" warning
+    after the demo's last sentence."""
+    coroutine = None
+    try:
+        coroutine = step(*args)
+        return asyncio.run(coroutine)
+    except BaseException:
+        if coroutine is not None:
+            coroutine.close()
+        raise
 
 
 async def _exercise(stack: DemoStack, settings: Settings, accounts: DemoAccounts) -> list[str]:
