@@ -13,9 +13,10 @@ PYTHON_CANDIDATES := python3.13 python3.12 python3.11 python3
 install: $(STAMP)
 
 # Everything: pytest first (it exits 5, a failure, when it collected no test), printing its 25 slowest tests,
-# then the linters and the type checker. The README's test command; .ci/run calls it.
+# then the linters and the type checker. The README's test command; .ci/run calls it. Two processes (pytest-xdist),
+# each with its own Kafka broker and PostgreSQL server; a test file stays in one process (its stack is per module).
 test: $(STAMP)
-	$(BIN)/pytest --durations=25
+	$(BIN)/pytest -n 2 --dist loadfile --durations=25
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
@@ -27,7 +28,7 @@ check: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	$(BIN)/pytest -q -m "not kafka and not postgres"
+	$(BIN)/pytest -q -n 2 -m "not kafka and not postgres"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
