@@ -1,13 +1,14 @@
 """The ledger's memory, restart time and lookup cost, on RocksDB (the default) and in memory, in one run.
 
-Drives N ledger entries (default 1,000,000) through the real ledger table of a real Faust app (changelog writes
-acknowledged by a real Kafka broker: SMSDISPATCH_BROKER, or a private local broker started for the run):
+Drives N ledger entries (default 1,000,000) through the worker's own state (:class:`WorkerState`: the ledger's
+changelog table, its writes acknowledged by a real Kafka broker: SMSDISPATCH_BROKER, or a private local broker
+started for the run), checkpointing every 5,000 writes as the worker does every second:
 
     .venv/bin/python benchmarks/ledger_memory.py [--entries 1000000] [--stores rocksdb,memory]
 
 Prints, per store: the process's RSS at 10k, 100k and N entries; the lookup cost per request on the hot path
-(``Ledger.get`` of an existing key); the time a restarted worker takes to restore the table with its data dir
-kept (warm) and with an empty one (the whole changelog); and the disk the data dir takes. Each measurement runs
+(``Ledger.get`` of an existing key); the time a restarted worker takes to restore its 8 partitions with its data
+dir kept (warm) and with an empty one (the whole changelog); and the disk the data dir takes. Each measurement runs
 in a child process of its own, so RSS is that of one worker holding the ledger.
 """
 
@@ -28,11 +29,15 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from smsdispatch.contract.settings import Settings
+from smsdispatch.adapters.kafka import TopicTrackingProducer
+from smsdispatch.contract.settings import Settings, bootstrap_servers
+from smsdispatch.contract.topics import CONTRACT_TOPICS
+from smsdispatch.core.changelog_table import ChangelogWriter
 from smsdispatch.core.ledger import Ledger, LedgerEntry, ledger_key
-from smsdispatch.runtime.app import create_app, ledger_store
-from smsdispatch.runtime.topics import check_partitions
-from smsdispatch.runtime.worker import home_partition
+from smsdispatch.runtime.app import changelog_specs
+from smsdispatch.runtime.assembly import home_partition
+from smsdispatch.runtime.state import WorkerState
+from smsdispatch.runtime.topics import check_partitions, groupless_consumer
 from smsdispatch.tools.localkafka import LocalKafka
 from smsdispatch.tools.testing.kafka import free_ports
 
@@ -54,26 +59,30 @@ def key_of(n: int) -> tuple[bytes, int]:
 
 
 async def run_app(settings: Settings, body: Any) -> dict[str, Any]:
-    """Start a Faust app with the worker's tables (and an idle agent on sms.requested, so the group gives it
-    every partition and the ledger's), wait for its tables, run ``body(ledger, restored_in)``, stop."""
-    streams = create_app(settings)
-    app = streams.app
+    """Restore the worker's state for every partition (as a worker given all of them would), then run
+    ``body(ledger, restored_in)``, then close it."""
+    producer = TopicTrackingProducer(
+        bootstrap_servers=bootstrap_servers(settings.broker), acks="all", enable_idempotence=True, linger_ms=10
+    )
+    await producer.start()
 
-    @app.agent(streams.requested)
-    async def idle(stream: Any) -> None:
-        async for _event in stream:
-            pass
+    def writer(topic: str) -> ChangelogWriter:
+        async def write(key: bytes, value: bytes | None, partition: int) -> Any:
+            return await (await producer.send(topic, value, key=key, partition=partition))
 
+        return write
+
+    data_dir = Path(settings.data_dir) if settings.ledger_store == "rocksdb" and settings.data_dir else None
+    state = WorkerState(settings.app_id, writer, lambda: groupless_consumer(settings.broker), data_dir=data_dir)
     started = time.perf_counter()
-    await app.start()
-    await app.tables.recovery.completed.wait()
-    while app.in_recovery:  # noqa: ASYNC110 - Faust exposes no event for the end of a rebalance's recovery
-        await asyncio.sleep(0.05)
+    state.assigned(range(PARTITIONS))
+    await asyncio.gather(*(state.ready(partition) for partition in range(PARTITIONS)))
     restored_in = time.perf_counter() - started
     try:
-        return dict(await body(Ledger(ledger_store(streams), streams.write_ledger), restored_in))
+        return dict(await body(Ledger(state.table("ledger")), restored_in))
     finally:
-        await app.stop()
+        await state.close()
+        await producer.stop()
 
 
 async def fill(ledger: Ledger, restored_in: float, entries: int) -> dict[str, Any]:
@@ -89,12 +98,15 @@ async def fill(ledger: Ledger, restored_in: float, entries: int) -> dict[str, An
         if len(pending) >= 5_000:
             await asyncio.gather(*pending)
             pending.clear()
+            ledger.checkpoint()
         if n + 1 in CHECKPOINTS:
             await asyncio.gather(*pending)
             pending.clear()
+            ledger.checkpoint()
             gc.collect()
             figures[f"rss_mb_at_{n + 1}"] = round(rss_mb(), 1)
     await asyncio.gather(*pending)
+    ledger.checkpoint()
     figures["writes_per_s"] = round(entries / (time.perf_counter() - started))
     gc.collect()
     figures[f"rss_mb_at_{entries}"] = round(rss_mb(), 1)
@@ -142,6 +154,8 @@ def disk_mb(path: Path) -> float:
 
 def measure(broker: str, store: str, entries: int, work: Path) -> None:
     app_id = f"ledgerbench-{store}-{uuid.uuid4().hex[:6]}"
+    specs = (*CONTRACT_TOPICS, *changelog_specs(Settings(app_id=app_id)))
+    asyncio.run(check_partitions(broker, PARTITIONS, specs))
     warm, empty = work / f"{store}-warm", work / f"{store}-empty"
     common = ["--broker", broker, "--app-id", app_id, "--store", store, "--entries", str(entries)]
     filled = run_child("--child", "fill", "--data-dir", str(warm), *common)
@@ -182,7 +196,6 @@ def main() -> None:
             local = LocalKafka(port, work / "kafka", controller_port=controller, die_with_parent=True)
             local.start()
             broker_url = local.broker_url
-        asyncio.run(check_partitions(broker_url, PARTITIONS))
         for store in args.stores.split(","):
             measure(broker_url, store, args.entries, work)
     finally:

@@ -39,13 +39,15 @@ def run(args: argparse.Namespace) -> int:
     if settings.public_url is not None and not _is_http_url(settings.public_url):
         raise CliError("SMSDISPATCH_PUBLIC_URL must be an http:// or https:// URL with a host.", exit_code=2)
 
+    from smsdispatch.contract.topics import CONTRACT_TOPICS
+    from smsdispatch.runtime.app import changelog_specs
     from smsdispatch.runtime.launch import run_worker, use_uvloop
     from smsdispatch.runtime.topics import TopicsNotVisible, check_partitions
     from smsdispatch.runtime.worker import build_worker
 
     try:
-        replicas = settings.replication_factor
-        checking = check_partitions(settings.broker, settings.partitions, replication_factor=replicas)
+        replicas, specs = settings.replication_factor, (*CONTRACT_TOPICS, *changelog_specs(settings))
+        checking = check_partitions(settings.broker, settings.partitions, specs, replication_factor=replicas)
         mismatched = asyncio.run(asyncio.wait_for(checking, timeout=30))
     except TopicsNotVisible as exc:  # reached and created, but the broker does not describe them
         raise CliError(f"Kafka at {settings.broker}: {exc}.") from None
@@ -56,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
     if mismatched:
         raise CliError(
             f"{', '.join(mismatched)} exist with another partition count than SMSDISPATCH_PARTITIONS="
-            f"{settings.partitions}: set it to match, since tenants' requests and tables must share partitions."
+            f"{settings.partitions}: set it to match, since tenants' requests and the worker's state must share "
+            "partitions."
         )
     use_uvloop()  # before the app exists: Faust takes its loop when first asked
     streams = build_worker(settings, keyring)
@@ -73,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
 
 def lock_data_dir(data_dir: Path) -> IO[str]:
     """Take the data dir for this process, or raise CliError: two workers sharing one would corrupt each
-    other's RocksDB ledger (RocksDB's own lock only fails later, deep inside Faust's table recovery)."""
+    other's RocksDB files (RocksDB's own lock only fails later, when a partition's files are first opened)."""
     handle = (data_dir / ".smsdispatch-worker.lock").open("a+")
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)

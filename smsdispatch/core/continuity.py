@@ -1,14 +1,13 @@
 """Every record of a partition reaches the pipeline: a hole in the offsets a stream delivers is filled first.
 
 Why: the pipeline acks in offset order, and the committed offset is the one after the last record acked. That
-is safe only if no record is missing from what the stream delivers. Measured (the join/leave/kill test, about 1
-run in 5): after a rebalance, a partition's committed offset was 1523 and the first record the worker got was
-1524; 1523 was never handled by anyone and was committed past. The record had been fetched before the
-rebalance and skipped as stale after it; why the re-read after Faust's seek did not bring it back is not
-established (aiokafka keeps prefetched records for a position it is seeked to again). Whatever the cause, this
-guard makes it harmless: it knows where each partition's reading restarted (the consumer's last seek) and what
-offset must come next; when a record arrives past a hole, the hole's records are read directly from Kafka and
-handed over first, in order. Offsets that hold no record (transaction markers, compaction) read as nothing.
+is safe only if no record is missing from what the stream delivers. Holes were seen after rebalances (the
+join/leave/kill test) until their causes in the consumer were closed (:mod:`smsdispatch.runtime.kafka_clients`);
+this guard is now a tripwire: it knows where each partition's reading restarted (the consumer's last seek) and
+what offset must come next; when a record arrives past a hole, the hole's records are read directly from Kafka
+and handed over first, in order, and the hole is logged and counted (``smsdispatch_offset_gaps_total{topic}``,
+which should stay 0: a count is a cause not yet found). Offsets that hold no record (transaction markers,
+compaction) read as nothing.
 
 Guarantee: a record is handed to the pipeline only after every earlier record of its partition since the
 restart point, so the ordered acks never pass a record nobody handled. A read that fails (Kafka away) is
@@ -39,10 +38,13 @@ class Continuity:
         restart_offsets: Callable[[], Mapping[TopicPartition, int | None]],
         read: ReadRange,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        on_gap: Callable[[str, int], None] = lambda _topic, _records: None,
     ) -> None:
+        """``on_gap(topic, records)`` is told of each hole filled, with the number of records read for it."""
         self._restart_offsets = restart_offsets
         self._read = read
         self._sleep = sleep
+        self._on_gap = on_gap
         self._trouble = ThrottledWarning(log)
         self._expected: dict[TopicPartition, int | None] = {}
         self._generation: dict[TopicPartition, int] = {}
@@ -69,6 +71,7 @@ class Continuity:
             )
             self.filled += len(missed)
             if missed:
+                self._on_gap(topic, len(missed))
                 log.warning(
                     "%s[%d]: offsets %d to %d were not delivered before %d; %d records read directly and handled first",
                     topic, partition, expected, offset - 1, offset, len(missed),

@@ -228,7 +228,7 @@ class Dispatcher:
     async def _tenant(self, tenant_id: str) -> ReadyTenant | ErrorInfo:
         found = self._tenants.lookup(tenant_id)
         if isinstance(found, ErrorInfo) and self._options.tenants_caught_up is not None:
-            # A tenant registered just before its first request may not have reached the table yet.
+            # A tenant registered just before its first request may not have reached the view yet.
             await self._options.tenants_caught_up({tenant_id})
             found = self._tenants.lookup(tenant_id)
         return found

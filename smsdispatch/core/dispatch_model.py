@@ -77,5 +77,5 @@ class DispatcherOptions:
     fence_margin: float = 2.0
     #: Where requests belong: the partition of sms.requested for a tenant_id, or None to accept any partition.
     partition_for: Callable[[str], int | None] = field(default=lambda _tenant: None)
-    #: Waits (bounded) until the tenant table has applied everything already on sms.tenants for these tenants.
+    #: Waits (bounded) until the tenant view has applied everything already on sms.tenants.
     tenants_caught_up: Callable[[set[str]], Awaitable[None]] | None = None

@@ -1,8 +1,8 @@
-"""Work still to do, kept in a Faust table's store and made durable in its changelog: pending status polls and
-pending webhook deliveries.
+"""Work still to do, kept in a store made durable by its changelog: pending status polls and pending webhook
+deliveries.
 
-Like the ledger (:mod:`smsdispatch.core.ledger`), a :class:`DurableMap` writes to its store at once and to
-the changelog itself, returning once Kafka has the write, into the partition it is told (the tenant's): the
+Like the ledger (:mod:`smsdispatch.core.ledger`), a :class:`DurableMap` makes a change in its store at once and
+writes it to the changelog, returning once Kafka has the write, into the partition it is told (the tenant's): the
 worker that owns a tenant's partitions owns its pending work, and the next owner recovers it from the
 changelog after a rebalance or a restart. Writes are compare-and-set where a concurrent change must win (a
 callback settling a poll while the poll runs): the store is checked and written with no await in between, so
@@ -16,21 +16,23 @@ callers filter by ownership.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, MutableMapping
-from functools import partial
-from typing import Any
+from collections.abc import MutableMapping
 
-from smsdispatch.core.ledger import ChangelogWriter
-from smsdispatch.core.ledger_store import Cursor, LedgerStore, MappingStore
+from smsdispatch.core.ledger_store import ChangelogWrite, ChangelogWriter, Cursor, LedgerStore, MappingStore
 
-#: The changelog write of a change already made in the store: call it (again, if it failed) until Kafka has it.
-ChangelogWrite = Callable[[], Awaitable[Any]]
+__all__ = ["ChangelogWrite", "DurableMap"]
 
 
 class DurableMap:
-    def __init__(self, store: LedgerStore | MutableMapping[bytes, bytes], write_changelog: ChangelogWriter) -> None:
-        self._store: LedgerStore = MappingStore(store) if isinstance(store, MutableMapping) else store
-        self._write_changelog = write_changelog
+    def __init__(
+        self, store: LedgerStore | MutableMapping[bytes, bytes], write_changelog: ChangelogWriter | None = None
+    ) -> None:
+        """A plain mapping (tests) needs ``write_changelog``; a :class:`LedgerStore` writes its own changelog."""
+        if isinstance(store, MutableMapping):
+            if write_changelog is None:
+                raise TypeError("a durable map over a plain mapping needs write_changelog")
+            store = MappingStore(store, write_changelog)
+        self._store: LedgerStore = store
         self._cursor: Cursor = None
 
     def get(self, key: bytes) -> bytes | None:
@@ -39,11 +41,7 @@ class DurableMap:
     def put(self, partition: int, key: bytes, value: bytes | None) -> ChangelogWrite:
         """Write (``None``: delete) now in the store; returns the changelog write, for the caller to see through
         (a retry repeats only the changelog write: the store already holds the change)."""
-        if value is None:
-            self._store.delete(partition, key)
-        else:
-            self._store.put(partition, key, value)
-        return partial(self._written, key, value, partition)
+        return self._store.put(partition, key, value)
 
     def add_if_absent(self, partition: int, key: bytes, value: bytes) -> ChangelogWrite | None:
         """Write ``value`` unless the key is held already (a record seen again must not restart its schedule);
@@ -75,10 +73,3 @@ class DurableMap:
 
     def __len__(self) -> int:
         return self._store.approximate_len()
-
-    async def _written(self, key: bytes, value: bytes | None, partition: int) -> Any:
-        metadata = await self._write_changelog(key, value, partition)
-        offset = getattr(metadata, "offset", None)
-        if isinstance(offset, int):
-            self._store.applied(partition, offset)
-        return metadata

@@ -9,8 +9,8 @@ Guarantees (and their limits):
 * After the outcome is known, a ``done`` entry holds the outcome itself, so a request_id seen again (a Kafka
   redelivery, or a producer publishing twice) re-emits that outcome and never sends a second SMS.
 * Entries live in the partition of the request's source event (the tenant's partition of ``sms.requested``),
-  so the worker that owns a tenant's partition owns its ledger entries. The Faust table recovers them from
-  the changelog on every (re)assignment.
+  so the worker that owns a tenant's partition owns its ledger entries; the worker restores them from the
+  changelog when it gains the partition (:mod:`smsdispatch.runtime.state`).
 * **One outcome per input record.** ``emitted_through`` is the highest offset (of the tenant's partition of
   ``sms.requested``) whose record has had this outcome published. A record redelivered without a crash (a
   rebalance, a broker restart, a commit that did not land) is at or below it and is not answered twice; a
@@ -22,23 +22,19 @@ Guarantees (and their limits):
   entries per call from where the last call stopped. A request_id re-published after its entry expired is
   treated as new: idempotency holds for the retention window, not forever.
 * Entries live in a :class:`~smsdispatch.core.ledger_store.LedgerStore`: RocksDB under the worker's data
-  directory by default (memory stays flat however many entries are held), or memory.
-
-The ledger writes to the changelog itself instead of through ``table[key] = value``: Faust would pick the
-partition of whatever event is current when a batch of many partitions is processed, and its buffered
-``send_soon`` gives no acknowledgement to wait for.
+  directory by default (memory stays flat however many entries are held), or memory. Each write names the
+  partition it belongs to and returns once the changelog has it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, MutableMapping
 from datetime import UTC, datetime, timedelta
-from functools import partial
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from smsdispatch.core.ledger_store import Cursor, LedgerStore, MappingStore
+from smsdispatch.core.ledger_store import ChangelogWriter, Cursor, LedgerStore, MappingStore
 
 LedgerState = Literal["sending", "done"]
 _EPOCH = datetime.fromtimestamp(0, UTC)
@@ -76,18 +72,18 @@ def origin_key(partition: int, offset: int) -> bytes:
     return b"\x00origin\x1f%d:%d" % (partition, offset)
 
 
-class ChangelogWriter(Protocol):
-    """Sends one record to the ledger's changelog; the returned awaitable completes when Kafka has it."""
-
-    def __call__(self, key: bytes, value: bytes | None, partition: int) -> Awaitable[Any]: ...
-
-
 class Ledger:
-    """Reads from the table's local store; writes to the store and, durably, to its changelog."""
+    """Reads from its store; writes to the store and, durably, to its changelog. A plain mapping (tests) needs
+    ``write_changelog``; a :class:`LedgerStore` writes its own changelog."""
 
-    def __init__(self, store: LedgerStore | MutableMapping[bytes, bytes], write_changelog: ChangelogWriter) -> None:
-        self._store: LedgerStore = MappingStore(store) if isinstance(store, MutableMapping) else store
-        self._write_changelog = write_changelog
+    def __init__(
+        self, store: LedgerStore | MutableMapping[bytes, bytes], write_changelog: ChangelogWriter | None = None
+    ) -> None:
+        if isinstance(store, MutableMapping):
+            if write_changelog is None:
+                raise TypeError("a ledger over a plain mapping needs write_changelog")
+            store = MappingStore(store, write_changelog)
+        self._store: LedgerStore = store
         # Where the next expiry call goes on from; None: from the beginning.
         self._cursor: Cursor = None
         #: Whether the last :meth:`expire` call reached the end of the store (a sweep is complete).
@@ -107,16 +103,7 @@ class Ledger:
 
     def mark(self, key: bytes, entry: LedgerEntry) -> Awaitable[Any]:
         """Record ``entry`` now in the store; the awaitable completes once the changelog has it."""
-        value = entry.model_dump_json().encode()
-        self._store.put(entry.partition, key, value)
-        return self._written(self._write_changelog(key, value, entry.partition), entry.partition)
-
-    async def _written(self, write: Awaitable[Any], partition: int) -> Any:
-        metadata = await write
-        offset = getattr(metadata, "offset", None)
-        if isinstance(offset, int):
-            self._store.applied(partition, offset)
-        return metadata
+        return self._store.put(entry.partition, key, entry.model_dump_json().encode())()
 
     def expire(
         self,
@@ -145,12 +132,10 @@ class Ledger:
             # An entry that cannot be read has no age to judge: it is kept, as the dispatcher would find it.
             if entry is not None and entry.at < cutoff and owned(entry.partition):
                 expired.append((key, entry.partition))
-        for key, partition in expired:
-            self._store.delete(partition, key)
-        return [partial(self._write_changelog, key, None, partition) for key, partition in expired]
+        return [self._store.put(partition, key, None) for key, partition in expired]
 
     def checkpoint(self) -> None:
-        """Write down how far the store holds the changelog (a warm restart replays only what came after)."""
+        """Write down what the changelog acknowledged (a restore then reads only what came after)."""
         self._store.checkpoint()
 
     def __len__(self) -> int:

@@ -7,6 +7,7 @@ acknowledged, while nothing fails loudly (issue 22: outcomes stopped for minutes
 * a pipeline that holds records of which none has finished for ``stall_seconds`` (outcomes are not being
   written while work is pending);
 * a Kafka write unacknowledged for ``stall_seconds``;
+* what the worker's state reports (a partition whose restore failed and is being retried);
 * Kafka unreachable.
 
 Guarantees and limits: it reads live state, so it can never be staler than the call; a worker is *stuck* (not
@@ -51,16 +52,22 @@ class Liveness:
         pipelines: Mapping[str, Progressing],
         oldest_write_age: Callable[[], float],
         kafka_reachable: Callable[[], bool],
+        trouble: Callable[[], list[str]] = list,
     ) -> None:
         self.stall_seconds = stall_seconds
         self._pipelines = pipelines
         self._oldest_write_age = oldest_write_age
         self._kafka_reachable = kafka_reachable
+        self._trouble = trouble
 
     def verdict(self) -> Verdict:
+        """Degraded while any reason holds; stuck (a restart would help) only for a stall while Kafka answers: a
+        failing restore is retried by the worker itself."""
         stalls = [*self._stalled_pipelines(), *self._stuck_writes()]
         reachable = self._kafka_reachable()
-        reasons = stalls if reachable else ["Kafka is unreachable", *stalls]
+        reasons = [*stalls, *self._trouble()]
+        if not reachable:
+            reasons.insert(0, "Kafka is unreachable")
         return Verdict(tuple(reasons), stuck=bool(stalls) and reachable)
 
     def _stalled_pipelines(self) -> list[str]:

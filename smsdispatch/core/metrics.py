@@ -82,6 +82,18 @@ class DispatchMetrics:
             "Dispatch-log writes that failed and are being retried (the database is unavailable)",
             registry=self.registry,
         )
+        self.offset_gaps = Counter(
+            "smsdispatch_offset_gaps",
+            "Records found missing from what the consumer delivered and read again directly, by topic (should be 0)",
+            ["topic"],
+            registry=self.registry,
+        )
+        self.consumer_rewinds = Counter(
+            "smsdispatch_consumer_rewinds",
+            "Records the consumer had moved past without handing them over (Faust dropped them) and read again",
+            ["topic"],
+            registry=self.registry,
+        )
         self.kafka_writes_stuck = Counter(
             "smsdispatch_kafka_writes_stuck",
             "Kafka writes unacknowledged for more than 10 s, each counted once, by topic",

@@ -1,14 +1,13 @@
 """Every tenant in every worker: the whole compacted ``sms.tenants`` topic, followed into memory.
 
-The tenants table (:mod:`smsdispatch.core.tenants` over the Faust table) is partitioned: a worker holds only
-the tenants of its own partitions. That suits the dispatcher, which reads ``sms.requested`` on the same
-partitions, but not the status receiver: Twilio's callbacks reach whichever worker the load balancer picks.
+Every worker holds every tenant: the dispatcher for the tenants of its partitions, the status receiver for any,
+since Twilio's callbacks reach whichever worker the load balancer picks.
 :class:`~smsdispatch.runtime.followers.TenantFollower` (in the runtime) reads every partition of ``sms.tenants``
 from its beginning with a plain consumer in no group (so it never takes part in, nor waits for, a rebalance) and
 keeps following it, feeding it to this module's view; :class:`TenantView` keeps
 the latest record per tenant_id (a null value removes it) and answers through a :class:`TenantDirectory`, so
-configurations are decrypted exactly as for the table, in memory only. Faust's GlobalTable would do the same
-but does not recover reliably with several workers.
+configurations are decrypted in memory only. Faust's GlobalTable would do the same but does not recover
+reliably with several workers.
 
 Guarantee: a lookup that finds no ready tenant waits, at most ``wait`` seconds, until the view has applied
 every record that was on the topic when the lookup began, then answers again; a tenant whose registration was
@@ -50,6 +49,11 @@ class TenantView:
 
     def __len__(self) -> int:
         return len(self._records)
+
+    @property
+    def directory(self) -> TenantDirectory:
+        """Answers from what the view holds now, without waiting (the dispatcher waits with :meth:`caught_up`)."""
+        return self._directory
 
     def apply(self, partition: int, offset: int, key: bytes | None, value: bytes | None) -> None:
         """Apply the record at ``offset``: it replaces the tenant's record, or removes it when ``value`` is None."""

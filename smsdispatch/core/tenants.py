@@ -1,8 +1,9 @@
 """Tenant lookups for the dispatcher: the latest TenantRecord per tenant_id, decrypted once, kept in memory.
 
-The records come from the Faust table fed by the compacted ``sms.tenants`` topic; they stay encrypted there and
-in the table's changelog. Decrypted configurations exist only in this process's memory, cached per record so a
-tenant's new record (new credentials, re-verification) takes effect on the next request.
+The records come from the compacted ``sms.tenants`` topic, held whole by every worker
+(:mod:`smsdispatch.core.tenant_view`); they stay encrypted there. Decrypted configurations exist only in this
+process's memory, cached per record so a tenant's new record (new credentials, re-verification) takes effect on
+the next request.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ ConfigOpener = Callable[[EncryptedConfig], TenantConfig]
 
 
 class TenantDirectory:
-    """Answers "can this tenant send, and with what?" from the table's local store."""
+    """Answers "can this tenant send, and with what?" from the records held in ``store``."""
 
     def __init__(self, store: Mapping[bytes, bytes], open_config: ConfigOpener) -> None:
         self._store = store

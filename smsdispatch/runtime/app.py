@@ -1,11 +1,16 @@
-"""The Faust application: its configuration, the contract topics, and the two tables.
+"""The Faust app: its configuration, the contract topics it reads, and the worker's own state.
+
+The app has no Faust tables. The ledger and the pending polls and webhooks are the worker's own
+(:class:`~smsdispatch.runtime.state.WorkerState`: per-partition RocksDB, restored from their changelogs when a
+partition is gained), and the tenants come from the view every worker holds of all of ``sms.tenants``
+(:class:`~smsdispatch.runtime.followers.TenantFollower`). Faust's table recovery was where records went missing
+and where a recovery once read nothing for two minutes (../shared/reference/faust-races.md, F-6 and HB1).
 
 Configuration choices, each because of a Faust trap (docs/reference/faust-kafka.md):
 
 * at-least-once (never ``exactly_once``: open duplicate/crash bugs); idempotency comes from the ledger;
 * raw bytes in and out (``value_serializer="raw"``): values are decoded by pydantic, so a bad record becomes
   an ``invalid_request`` outcome instead of a decode error that Faust would ack and drop;
-* ``table_standby_replicas=0`` and the in-memory store: tables recover from their changelogs on start;
 * the topics the worker consumes are read with Faust's acking off (``acks=False``): Faust acks records it
   skips after a rebalance and gaps it sees, and commits past unprocessed records (measured; see
   :mod:`smsdispatch.runtime.commits`). The worker commits those offsets itself (:attr:`StreamsApp.commits`);
@@ -13,37 +18,34 @@ Configuration choices, each because of a Faust trap (docs/reference/faust-kafka.
   before it gives partitions away. :class:`DrainingApp` runs the drain hooks (the pipelines'
   :meth:`~smsdispatch.core.pipeline.Pipeline.drain`, then a commit of what they finished) at the start of
   that wait, so in-flight sends finish within a bound, and records not finished are read again from the
-  committed offset (Faust seeks every assigned partition there after each rebalance, and
-  :class:`~smsdispatch.runtime.kafka_clients.RewindingConsumer` makes that hold for partitions never committed
-  too);
-* the ledger's, polls' and webhooks' RocksDB files are written without RocksDB's write-ahead log: they are a
-  cache of their changelogs, and :mod:`smsdispatch.runtime.rocks` says why a crash cannot lose an entry;
-* the producer is idempotent, so a retried write never lands twice; the broker holds a fetch that found nothing
-  new for at most 100 ms, not Faust's fixed 1.5 s, and answers it once it has 16 KB, not at the first byte; the
-  producer lingers 10 ms for writes to share a request (:mod:`smsdispatch.runtime.kafka_clients` has the
-  clients, their settings and why);
+  committed offset;
+* the consumer co-partitions: the owner of partition p of ``sms.requested`` owns partition p of every topic the
+  worker reads, so the state it restores for p is the state every record it handles of p needs
+  (:mod:`smsdispatch.runtime.kafka_clients`);
+* the producer is idempotent, so a retried write never lands twice (:mod:`smsdispatch.runtime.kafka_clients`
+  has the clients, their settings and why);
 * no ``isolated_partitions``: on revocation it cancels its actors and the worker exits (faust-streaming #529).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import faust
-from faust.types import TP
 
 from smsdispatch.contract import topics
 from smsdispatch.contract.settings import Settings
-from smsdispatch.core.ledger import ChangelogWriter
-from smsdispatch.core.ledger_store import LedgerStore, RocksStore
+from smsdispatch.contract.topics import TopicSpec
+from smsdispatch.core.changelog_table import ChangelogWriter
 from smsdispatch.runtime.commits import OffsetCommitter
 from smsdispatch.runtime.kafka_clients import PRODUCER_LINGER_S, IdempotentProducer, RewindingConsumer
-from smsdispatch.runtime.rocks import write_without_log
+from smsdispatch.runtime.state import WorkerState, changelog_topic
+from smsdispatch.runtime.topics import groupless_consumer
 
 log = logging.getLogger(__name__)
 
@@ -90,55 +92,62 @@ class StreamsApp:
 
     app: Any  # faust.App (untyped library)
     requested: Any
-    tenants_source: Any
     outcomes: Any
-    tenants_table: Any
-    ledger_table: Any
     commits: OffsetCommitter
-    #: Pending work, partitioned like everything else by tenant: status polls and webhook deliveries.
-    polls_table: Any
-    webhooks_table: Any
-
-    @property
-    def written_through_changelog(self) -> tuple[Any, ...]:
-        """The tables the worker writes itself, store first and changelog after (ledger, polls, webhooks): their
-        RocksDB files skip RocksDB's write-ahead log (:mod:`smsdispatch.runtime.rocks`)."""
-        return (self.ledger_table, self.polls_table, self.webhooks_table)
+    state: WorkerState
 
     async def publish(self, topic: str, key: bytes, value: bytes | None, partition: int | None = None) -> Any:
         """Send one record now (not attached to the current event) and wait until Kafka has it."""
-        delivery = await self.app.producer.send(topic, key, value, partition, None, None)
-        return await delivery
+        return await publish(self.app, topic, key, value, partition)
 
-    async def write_ledger(self, key: bytes, value: bytes | None, partition: int) -> Any:
-        return await self.publish(self.ledger_table.changelog_topic.get_topic_name(), key, value, partition)
 
-    def changelog_writer(self, table: Any) -> ChangelogWriter:
-        """Writes to ``table``'s changelog, each returning once Kafka has it."""
-        topic = table.changelog_topic.get_topic_name()
+async def publish(app: Any, topic: str, key: bytes, value: bytes | None, partition: int | None = None) -> Any:
+    """Send one record through ``app``'s producer now and wait until Kafka has it; returns its metadata."""
+    delivery = await app.producer.send(topic, key, value, partition, None, None)
+    return await delivery
 
-        async def write(key: bytes, value: bytes | None, partition: int) -> Any:
-            return await self.publish(topic, key, value, partition)
 
-        return write
+def changelog_writer(app: Any, topic: str) -> ChangelogWriter:
+    """Writes to the changelog ``topic`` through ``app``'s producer, each returning once Kafka has it."""
+
+    async def write(key: bytes, value: bytes | None, partition: int) -> Any:
+        return await publish(app, topic, key, value, partition)
+
+    return write
+
+
+#: Topics the worker reads in its group; their partitions are the partitions of the state it keeps.
+STATE_TOPICS = frozenset({topics.REQUESTED, *topics.OUTCOME_TOPICS})
 
 
 def default_data_dir() -> Path:
     return Path.home() / ".local" / "state" / "smsdispatch" / "worker"
 
 
+def changelog_specs(settings: Settings) -> tuple[TopicSpec, ...]:
+    """The worker's changelog topics and their configuration: the ledger's entries leave Kafka with the ledger's
+    retention (:meth:`~smsdispatch.core.ledger.Ledger.expire` drops them from the store), the pending polls and
+    webhooks by the worker's own tombstones only."""
+    retention_ms = int(timedelta(days=settings.ledger_retention_days).total_seconds() * 1000)
+    compacted = {"cleanup.policy": "compact"}
+    return (
+        TopicSpec(
+            changelog_topic(settings.app_id, "ledger"),
+            {"cleanup.policy": "compact,delete", "retention.ms": str(retention_ms)},
+        ),
+        TopicSpec(changelog_topic(settings.app_id, "polls"), compacted),
+        TopicSpec(changelog_topic(settings.app_id, "webhooks"), compacted),
+    )
+
+
 def create_app(settings: Settings) -> StreamsApp:
-    retention = timedelta(days=settings.ledger_retention_days)
+    data_dir = Path(settings.data_dir) if settings.data_dir else default_data_dir()
     app = DrainingApp(
         settings.app_id,
         broker=settings.broker,
-        # The app's default store is the ledger's (see _ledger_store): Faust falls back to it when a table's own
-        # store URL has no host or path (yarl's URL("rocksdb://") is falsy), so the tenants table names a path.
-        store="rocksdb://" if settings.ledger_store == "rocksdb" else "memory://",
-        datadir=settings.data_dir or str(default_data_dir()),
+        datadir=str(data_dir),
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,
-        table_standby_replicas=0,
         key_serializer="raw",
         value_serializer="raw",
         processing_guarantee="at_least_once",
@@ -158,77 +167,15 @@ def create_app(settings: Settings) -> StreamsApp:
         autodiscover=False,
     )
     requested = _raw_topic(app, topics.REQUESTED, partitions=settings.partitions)
-    tenants_source = _raw_topic(app, topics.TENANTS, partitions=settings.partitions)
     outcomes = _raw_topic(app, topics.DISPATCHED, topics.FAILED, topics.STATUS)
-    tenants_table = app.Table(
-        "tenants", partitions=settings.partitions, key_type=bytes, value_type=bytes, store="memory://tenants"
-    )
-    ledger_table = app.Table(
-        "ledger",
-        partitions=settings.partitions,
-        key_type=bytes,
-        value_type=bytes,
-        **_ledger_store(settings),
-        # Old entries leave Kafka with the retention; Ledger.expire drops them from memory.
-        extra_topic_configs={
-            "cleanup.policy": "compact,delete",
-            "retention.ms": str(int(retention.total_seconds() * 1000)),
-        },
-    )
     commits = OffsetCommitter(lambda: app.consumer)
-    # Entries leave these tables by our own tombstones (done, given up), never by age: compaction only.
-    polls_table, webhooks_table = (
-        app.Table(name, partitions=settings.partitions, key_type=bytes, value_type=bytes, **_ledger_store(settings))
-        for name in ("polls", "webhooks")
+    state = WorkerState(
+        settings.app_id,
+        lambda topic: changelog_writer(app, topic),
+        lambda: groupless_consumer(settings.broker),
+        data_dir=data_dir if settings.ledger_store == "rocksdb" else None,
     )
-    streams = StreamsApp(
-        app, requested, tenants_source, outcomes, tenants_table, ledger_table, commits, polls_table, webhooks_table
-    )
-    for table in streams.written_through_changelog:
-        write_without_log(table)
-    return streams
-
-
-def _ledger_store(settings: Settings) -> dict[str, Any]:
-    """The ledger table's store: RocksDB (rocksdict) under the data dir, sized so that memory stays small and
-    flat (Faust's defaults give each partition 3 x 64 MB of write buffers and a 2 GB block cache), or memory."""
-    if settings.ledger_store == "memory":
-        return {}
-    mib = 1024 * 1024
-    options = {
-        "driver": "rocksdict",
-        "write_buffer_size": 4 * mib,
-        "max_write_buffer_number": 2,
-        "target_file_size_base": 16 * mib,
-        "block_cache_size": 8 * mib,
-        "max_open_files": 256,
-    }
-    return {"options": options}
-
-
-def ledger_store(streams: StreamsApp) -> LedgerStore | Any:
-    """What the ledger reads and writes: the RocksDB files by partition, or the in-memory table store."""
-    return table_store(streams.ledger_table)
-
-
-def table_store(table: Any) -> LedgerStore | Any:
-    """What a table written through its changelog by us reads and writes: RocksDB files by partition, or the
-    in-memory table store."""
-    data = table.data
-    if isinstance(data, MutableMapping) and not hasattr(data, "_db_for_partition"):
-        return data
-    return rocks_store_over(data, table.changelog_topic.get_topic_name())
-
-
-def rocks_store_over(faust_store: Any, changelog_topic: str) -> RocksStore:
-    """A :class:`RocksStore` over a ``faust.stores.rocksdb.Store``. Its ``_db_for_partition`` and ``_dbs`` are
-    private: the public ``store[key] = value`` needs a current event to choose the partition, which pipeline
-    tasks lack."""
-
-    def persist(partition: int, offset: int) -> None:
-        faust_store.set_persisted_offset(TP(changelog_topic, partition), offset)
-
-    return RocksStore(faust_store._db_for_partition, lambda: list(faust_store._dbs), persist)
+    return StreamsApp(app, requested, outcomes, commits, state)
 
 
 def _raw_topic(app: Any, *names: str, partitions: int | None = None) -> Any:

@@ -39,6 +39,7 @@ def add_pages(
     liveness: Liveness,
     every_tenant: TenantView,
     opt_out_changed: Callable[[OptOutChange], Awaitable[None]],
+    ready: Callable[[], bool],
     pending: Callable[[], dict[str, int]] = dict,
 ) -> None:
     """Register every page on the app (they serve once the app's web server runs)."""
@@ -53,10 +54,12 @@ def add_pages(
     async def health(web: Any, request: Any) -> Any:
         """Always 200 while the process serves; ``status`` is ``degraded``, with ``reasons``, while Kafka is
         unreachable, records are held without progress or a Kafka write is not acknowledged
-        (:mod:`smsdispatch.core.liveness`). ``pending``: status polls and webhook deliveries held."""
+        (:mod:`smsdispatch.core.liveness`). ``partitions``: the ones this worker owns; ``pending``: status polls
+        and webhook deliveries held."""
         verdict = liveness.verdict()
         body: dict[str, object] = {"status": verdict.status, "reasons": list(verdict.reasons), "kafka": broker.report()}
-        body |= {"tenants": len(streams.tenants_table.data), "ledger": len(ledger), "pending": pending()}
+        body |= {"partitions": streams.state.owned(), "tenants": len(every_tenant), "ledger": len(ledger)}
+        body["pending"] = pending()
         return web.json(body)
 
     @app.page("/live")
@@ -68,11 +71,11 @@ def add_pages(
         return web.json({"live": not verdict.stuck, "reasons": list(verdict.reasons)}, status=status)
 
     @app.page("/ready")
-    async def ready(web: Any, request: Any) -> Any:
-        """200 once the tables are restored, no recovery runs and Kafka answers; 503 otherwise (a worker answers
-        /health from the start, but handles no record until its ledger and tenant tables are back)."""
-        restored = app.tables.recovery.completed.is_set() and not app.in_recovery
-        is_ready = restored and broker.reachable
+    async def readiness(web: Any, request: Any) -> Any:
+        """200 once every partition's state is restored, the tenants are loaded, no rebalance runs and Kafka
+        answers; 503 otherwise (a worker answers /health from the start, but a partition's records wait for its
+        state)."""
+        is_ready = ready()
         return web.json({"ready": is_ready, "kafka": broker.reachable}, status=200 if is_ready else 503)
 
     @app.page("/metrics")
@@ -124,4 +127,4 @@ def add_pages(
             return self.text(EMPTY_TWIML, content_type="text/xml", status=200)
 
     # Registered on the app by their decorators; named here so that nothing reads as unused.
-    _ = (health, live, ready, prometheus, StatusCallback, InboundMessage)
+    _ = (health, live, readiness, prometheus, StatusCallback, InboundMessage)

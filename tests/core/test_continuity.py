@@ -42,6 +42,18 @@ async def test_a_record_arriving_past_a_hole_comes_after_the_missing_records_rea
 
 
 @pytest.mark.asyncio
+async def test_a_hole_filled_is_reported_with_its_topic_and_record_count_and_none_is_for_records_in_order() -> None:
+    gaps: list[tuple[str, int]] = []
+    guard = Continuity(lambda: {(T, 5): 100}, Kafka(holes=frozenset({103})).read, on_gap=lambda *gap: gaps.append(gap))
+
+    await guard.admit(T, 5, 100, generation=1)
+    await guard.admit(T, 5, 101, generation=1)
+    await guard.admit(T, 5, 105, generation=1)  # 102 to 104 missing; 103 holds no record
+
+    assert gaps == [(T, 2)]
+
+
+@pytest.mark.asyncio
 async def test_records_in_order_from_the_restart_point_need_no_read() -> None:
     kafka = Kafka()
     guard = Continuity(lambda: {(T, 5): 100}, kafka.read)

@@ -74,7 +74,7 @@ class PartitionsSpy(MappingStore):
     """A store that records in which partition each look-up was asked to look."""
 
     def __init__(self) -> None:
-        super().__init__({})
+        super().__init__({}, InMemoryChangelog())
         self.looked_in: list[int | None] = []
 
     def get(self, key: bytes, partition: int | None = None) -> bytes | None:
@@ -84,7 +84,7 @@ class PartitionsSpy(MappingStore):
 
 def test_the_checks_before_a_write_look_only_in_the_partition_written_to() -> None:
     spy = PartitionsSpy()
-    durable = DurableMap(spy, InMemoryChangelog())
+    durable = DurableMap(spy)
 
     durable.add_if_absent(5, b"k", b"v")
     durable.replace(5, b"k", b"v", b"w")

@@ -124,3 +124,25 @@ async def row_when(url: str, tenant_id: str, request_id: str, what: str, timeout
             await asyncio.sleep(0.25)
     finally:
         await log.close()
+
+
+async def logged_request_ids(url: str, tenant_ids: set[str], expected: int, timeout: float = 60.0) -> set[str]:
+    """The request_ids the dispatch log holds rows for among ``tenant_ids``, once there are ``expected`` of them or
+    ``timeout`` has passed (the log sink trails the outcomes)."""
+    from sqlalchemy import select
+
+    from smsdispatch.adapters.storage.engine import create_engine, parse_database_url
+    from smsdispatch.adapters.storage.tables import dispatch_log
+
+    engine = create_engine(parse_database_url(url))
+    query = select(dispatch_log.c.request_id).where(dispatch_log.c.tenant_id.in_(sorted(tenant_ids)))
+    deadline = asyncio.get_running_loop().time() + timeout
+    try:
+        while True:
+            async with engine.connect() as connection:
+                found = {row[0] for row in await connection.execute(query)}
+            if len(found) >= expected or asyncio.get_running_loop().time() > deadline:
+                return found
+            await asyncio.sleep(0.5)
+    finally:
+        await engine.dispose()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import json
+import re
 import time
 from collections.abc import Callable
 
@@ -17,6 +18,21 @@ from tests.integration.outcomes import simulator_messages
 
 PARTITIONS = 8
 TO = "+14155552671"
+
+
+_ASSIGNED = re.compile(r"partitions assigned: (.*)$", re.M)
+
+
+def assignments(workers: list[ManagedProcess]) -> list[dict[str, list[int]]]:
+    """Every assignment the workers logged (one line per rebalance each): partitions by topic."""
+    found = []
+    for worker in workers:
+        for line in _ASSIGNED.findall(worker.log_text()):
+            found.append({
+                topic: [int(p) for p in partitions.split(",") if p]
+                for topic, _, partitions in (part.partition("=") for part in line.split())
+            })  # fmt: skip
+    return found
 
 
 def held(worker: ManagedProcess) -> float:
@@ -56,7 +72,7 @@ async def wait_until(condition: Callable[[], bool], timeout: float, what: str) -
     pytest.fail(f"{what} did not happen within {timeout:g}s")
 
 
-async def where_are(broker_url: str, start_ms: int, request_ids: set[str], group: str = "smsdispatch") -> str:
+async def where_are(broker_url: str, start_ms: int, request_ids: set[str], group: str) -> str:
     """For a failure message: each request of ``request_ids`` without an outcome, with its partition and offset on
     sms.requested next to the group's committed offset there (committed past it means acked without an outcome;
     below it, not reached yet)."""

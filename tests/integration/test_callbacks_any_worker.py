@@ -1,8 +1,8 @@
 """Twilio's callbacks reach any worker behind a load balancer: each one verifies every tenant's signature.
 
 Two workers in one group, each owning some partitions; a tenant registered while they run. The callback goes to
-the worker that does NOT own the tenant's partition (so its tenants table lacks the tenant): a validly signed
-one is accepted and its status lands in the dispatch log, forged ones are refused by both workers. The
+the worker that does NOT own the tenant's partition: a validly signed one is accepted and its status lands in the
+dispatch log, forged ones are refused by both workers. The
 simulator's own receipts are held back (10 minutes), so the test's receipt is the only one that moves the row.
 """
 
@@ -15,13 +15,13 @@ import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment, ConsumerProtocolMemberMetadata
 
 from smsdispatch.adapters.twilio.signature import SIGNATURE_HEADER, compute_signature
-from smsdispatch.contract import SmsDispatched, SmsRequested, topics
+from smsdispatch.contract import SmsDispatched, SmsRequested
 from smsdispatch.contract.settings import bootstrap_servers
 from smsdispatch.runtime.worker import home_partition
 from smsdispatch.tools.testing.processes import ManagedProcess
@@ -41,8 +41,8 @@ def pair(kafka_broker_url: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
         yield stack
 
 
-async def tenant_partitions_by_worker(broker_url: str, group_id: str) -> tuple[str, dict[int | None, set[int]]]:
-    """The group's state and, per member (named by its worker's web port), its partitions of sms.tenants."""
+async def group_state(broker_url: str, group_id: str) -> tuple[str, int]:
+    """The group's state and how many members it has."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers(broker_url))
     await admin.start()
     try:
@@ -50,15 +50,16 @@ async def tenant_partitions_by_worker(broker_url: str, group_id: str) -> tuple[s
     finally:
         await admin.close()
     [group] = response.groups
-    state, members = group[2], group[5]
-    owned: dict[int | None, set[int]] = {}
-    for member in members:  # the metadata, then the assignment, end a member in every version of the response
-        metadata, assignment = member[-2], member[-1]
-        # Faust's assignor puts the worker's URL (its web port) in the member's metadata.
-        url = json.loads(ConsumerProtocolMemberMetadata.decode(metadata).user_data)["url"] if metadata else ""
-        parts = ConsumerProtocolMemberAssignment.decode(assignment).assignment if assignment else []
-        owned[urllib.parse.urlsplit(url).port] = {p for topic, ps in parts if topic == topics.TENANTS for p in ps}
-    return state, owned
+    return group[2], len(group[5])
+
+
+def health(worker: ManagedProcess) -> dict[str, Any]:
+    try:
+        with urllib.request.urlopen(f"{worker.base_url}/health", timeout=2) as response:  # noqa: S310 - loopback
+            answer: dict[str, Any] = json.loads(response.read())
+            return answer
+    except (urllib.error.URLError, OSError, ValueError):
+        return {}
 
 
 def ready(worker: ManagedProcess) -> bool:
@@ -70,22 +71,23 @@ def ready(worker: ManagedProcess) -> bool:
 
 
 async def settled_owners(stack: Stack, timeout: float = 90.0) -> dict[int, ManagedProcess]:
-    """Wait until both workers are ready, in a stable group of exactly them, each owning some partitions; return
-    the worker owning each partition of sms.tenants."""
-    by_port = {urllib.parse.urlsplit(worker.base_url).port: worker for worker in stack.workers()}
+    """Wait until both workers are ready, in a stable group of exactly them, each owning some partitions (as their
+    /health says); return the worker owning each partition."""
+    workers = stack.workers()
     deadline = asyncio.get_running_loop().time() + timeout
     seen: object = None
     while asyncio.get_running_loop().time() < deadline:
-        state, owned = await tenant_partitions_by_worker(stack.broker_url, stack.app_id)
-        seen = (state, owned, list(by_port))
+        state, members = await group_state(stack.broker_url, stack.app_id)
+        owned = {id(worker): set(health(worker).get("partitions", [])) for worker in workers}
+        seen = (state, members, owned)
         if (
             state == "Stable"
-            and set(owned) == set(by_port)
+            and members == len(workers)
             and all(owned.values())
             and sorted(p for parts in owned.values() for p in parts) == list(range(PARTITIONS))
-            and all(ready(worker) for worker in by_port.values())
+            and all(ready(worker) for worker in workers)
         ):
-            return {p: by_port[port] for port, parts in owned.items() for p in parts}
+            return {p: worker for worker in workers for p in owned[id(worker)]}
         await asyncio.sleep(0.5)
     raise AssertionError(f"the group did not settle on both workers within {timeout:g}s: {seen!r}")
 

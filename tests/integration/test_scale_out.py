@@ -16,9 +16,10 @@ import pytest
 from smsdispatch.client import SmsClient
 from smsdispatch.runtime.worker import home_partition
 from tests.integration.conftest import Stack, running_stack
-from tests.integration.outcomes import now_ms, outcome_records
+from tests.integration.outcomes import logged_request_ids, now_ms, outcome_records
 from tests.integration.scale import (
     PARTITIONS,
+    assignments,
     duplicates,
     held,
     requests_for,
@@ -73,7 +74,7 @@ async def test_workers_joining_leaving_and_killed_lose_nothing_and_send_nothing_
     try:
         records = await outcome_records(group.broker_url, start, ids, timeout=240)
     except AssertionError as missing:
-        raise AssertionError(f"{missing}\n{await where_are(group.broker_url, start, ids)}") from None
+        raise AssertionError(f"{missing}\n{await where_are(group.broker_url, start, ids, group.app_id)}") from None
 
     twice = duplicates(records)
     given_back = sum(
@@ -86,10 +87,23 @@ async def test_workers_joining_leaving_and_killed_lose_nothing_and_send_nothing_
     assert all(len(set(values)) == 1 for values in twice.values()), "a duplicate is byte-identical"
     bodies = {request.body for request in requests}
     sent = sms_per_body(group, bodies)
+    print(f"SMS: {len(bodies - set(sent))} requests never sent, {sum(n > 1 for n in sent.values())} sent twice")
     assert set(sent) == bodies, "every request was sent"
     assert set(sent.values()) == {1}, "exactly one SMS per request"
     for worker in (second, third, fourth):
         assert worker.running(), f"a worker exited:\n{worker.log_tail()}"
+    logged = await logged_request_ids(group.database_url, set(tenants), len(ids))
+    print(f"dispatch log: {len(ids - logged)} requests without a row")
+    assert logged == ids, "the log sinks, through the same rebalances, wrote a row for every request"
+    gaps = {worker.base_url: worker.log_text().count("were not delivered before") for worker in group.workers()}
+    print(f"offset gaps filled, by worker: {gaps}")
+    assert set(gaps.values()) == {0}, "no record went missing from what a worker's consumer delivered"
+    assigned = assignments(group.workers())
+    print(f"{len(assigned)} assignments logged by the workers through the run")
+    assert len(assigned) >= 8, "every worker logs each assignment it gets (joins, a leave, a kill, a restart)"
+    for assignment in assigned:  # the owner of sms.requested partition p owns partition p of every topic it reads
+        assert len({tuple(partitions) for partitions in assignment.values()}) == 1, assignment
+        assert set(assignment) == {"sms.requested", "sms.dispatched", "sms.failed", "sms.status"}, assignment
     for worker in (third, fourth, second):
         assert worker.stop() == 0
     group.worker.start(timeout=90)  # the module's other tests start from one worker

@@ -1,4 +1,4 @@
-"""The Faust app's consumer configuration, checked on the aiokafka consumer Faust builds for the worker."""
+"""The Faust app's consumer configuration, checked on the aiokafka consumer the worker builds."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from smsdispatch.runtime.kafka_clients import FETCH_MAX_WAIT_MS, FETCH_MIN_BYTES
 pytestmark = [pytest.mark.asyncio, pytest.mark.kafka]
 
 
-async def test_the_workers_fetches_wait_at_most_100_ms_and_return_at_16_kb_not_fausts_1500_ms_and_first_byte(
+async def test_the_workers_consumer_fetches_within_100_ms_or_16_kb_and_assigns_partitions_by_range(
     kafka_broker_url: str, tmp_path: Path
 ) -> None:
     app = create_app(Settings(broker=kafka_broker_url, data_dir=str(tmp_path))).app
@@ -23,6 +23,7 @@ async def test_the_workers_fetches_wait_at_most_100_ms_and_return_at_16_kb_not_f
     try:
         fetch_wait_ms = kafka_consumer._fetcher._fetch_max_wait_ms
         fetch_min_bytes = kafka_consumer._fetcher._fetch_min_bytes
+        assignors = kafka_consumer._coordinator._assignors
     finally:
         await kafka_consumer.stop()
         thread.thread_loop.close()  # the consumer thread's own loop, made for a thread that never ran
@@ -31,6 +32,8 @@ async def test_the_workers_fetches_wait_at_most_100_ms_and_return_at_16_kb_not_f
     assert fetch_wait_ms == FETCH_MAX_WAIT_MS
     assert FETCH_MIN_BYTES == 16 * 1024
     assert fetch_min_bytes == FETCH_MIN_BYTES
+    # Co-partitioning: the owner of partition p of sms.requested owns partition p of every topic it reads.
+    assert [assignor.name for assignor in assignors] == ["range"]
 
 
 async def test_the_workers_producer_lingers_10_ms_for_writes_to_share_a_request(

@@ -14,13 +14,12 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from faust.exceptions import ProducerSendError
 
 from smsdispatch.contract.settings import Settings
 from smsdispatch.runtime.app import create_app
-from smsdispatch.runtime.kafka_clients import _Interruption, request_rejoin
+from smsdispatch.runtime.kafka_clients import _Interruption
 
 pytestmark = pytest.mark.asyncio
 
@@ -163,21 +162,3 @@ async def test_a_record_kafka_refuses_to_send_is_a_producer_send_error_as_in_fau
 
     with pytest.raises(ProducerSendError, match="MessageSizeTooLarge"):
         await producer.send(topic, b"key", too_large, 0, None, None)
-
-
-@pytest.mark.kafka
-async def test_request_rejoin_makes_a_group_member_start_a_new_generation(kafka_bootstrap: str, topic: str) -> None:
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=kafka_bootstrap, group_id=f"rejoin-{uuid.uuid4().hex[:8]}")
-    await consumer.start()
-    try:
-        async with asyncio.timeout(30):
-            while not consumer.assignment():
-                await consumer.getmany(timeout_ms=100)
-            generation = consumer._coordinator.generation
-            request_rejoin(consumer, asyncio.get_running_loop())
-            while consumer._coordinator.generation == generation:
-                await consumer.getmany(timeout_ms=100)
-        assert consumer._coordinator.generation > generation
-        assert {tp.partition for tp in consumer.assignment()} == {0, 1}, "the new generation assigns the same"
-    finally:
-        await consumer.stop()
