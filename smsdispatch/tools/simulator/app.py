@@ -20,7 +20,7 @@ from typing import Any
 
 from aiohttp import web
 
-from smsdispatch.adapters.twilio.segments import segment_info
+from smsdispatch.contract.segments import segment_info
 from smsdispatch.tools.simulator.accounts import AccountBook, Principal
 from smsdispatch.tools.simulator.config import SimulatorConfig
 from smsdispatch.tools.simulator.errors import TwilioError

@@ -24,8 +24,8 @@ from urllib.parse import urlsplit
 import aiohttp
 from pydantic import SecretStr
 
-from smsdispatch.adapters.twilio.segments import segment_info
 from smsdispatch.adapters.twilio.signature import SIGNATURE_HEADER, compute_signature
+from smsdispatch.contract.segments import segment_info
 from smsdispatch.tools.simulator.accounts import AccountBook
 from smsdispatch.tools.simulator.formats import API_VERSION
 from smsdispatch.tools.simulator.validation import is_e164
