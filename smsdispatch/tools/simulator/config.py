@@ -1,7 +1,8 @@
 """What a simulator run is told: its accounts, and how it should misbehave.
 
-Secrets (auth tokens, API key secrets) are held as ``SecretStr`` so a config can be printed or logged without
-leaking them; the simulator reads them only to check a request's credentials and to sign callbacks.
+Secrets (auth tokens, API key secrets, MSG91 auth keys, and the MSG91 report URL, whose path carries the receiver's
+token) are held as ``SecretStr`` so a config can be printed or logged without leaking them; the simulator reads
+them only to check a request's credentials, to sign callbacks and to post reports.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import random
 import re
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
@@ -16,9 +18,11 @@ from smsdispatch.contract import check_sender
 
 _ACCOUNT_SID_SHAPE = r"^AC[0-9a-fA-F]{32}$"
 _API_KEY_SID = re.compile(r"^SK[0-9a-fA-F]{32}$")
+_MSG91_TEMPLATE_ID = re.compile(r"^[A-Za-z0-9_-]+$")
 
 AccountType = Literal["Trial", "Full"]
 AccountStatus = Literal["active", "suspended", "closed"]
+Msg91ReportShape = Literal["v3", "new"]
 
 
 def random_sid(prefix: str) -> str:
@@ -97,6 +101,39 @@ class SimAccount(BaseModel):
         return self.friendly_name or f"Simulated account {self.sid}"
 
 
+class Msg91Account(BaseModel):
+    """One MSG91 account: its auth key and the Flow template ids it owns (each a non-empty ``[A-Za-z0-9_-]``)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    authkey: SecretStr
+    template_ids: frozenset[str]
+
+    @field_validator("authkey")
+    @classmethod
+    def _authkey_not_empty(cls, value: SecretStr) -> SecretStr:
+        key = value.get_secret_value()
+        if not key or key != key.strip():
+            raise ValueError("the MSG91 authkey must not be empty or carry spaces")
+        return value
+
+    @field_validator("template_ids")
+    @classmethod
+    def _template_ids_are_ids(cls, value: frozenset[str]) -> frozenset[str]:
+        if not value:
+            raise ValueError("an MSG91 account needs at least one template id")
+        for template_id in value:
+            if not _MSG91_TEMPLATE_ID.match(template_id):
+                raise ValueError(f"template id {template_id!r} is not letters, digits, _ and -")
+        return value
+
+    @property
+    def label(self) -> str:
+        """What the simulator shows for this account: at most the key's first 6 characters, never all of it."""
+        key = self.authkey.get_secret_value()
+        return key[: min(6, len(key) // 2)] + "…"
+
+
 class SimulatorConfig(BaseModel):
     """A whole simulator run. Delays are in milliseconds, rates are shares between 0 and 1.
 
@@ -117,6 +154,35 @@ class SimulatorConfig(BaseModel):
     callback_retry_delay_ms: float = Field(default=500, ge=0)
     sender_mps: float | None = Field(default=None, gt=0)
     seed: int | None = None
+    msg91_accounts: list[Msg91Account] = Field(default_factory=list)
+    msg91_report_url: SecretStr | None = None
+    msg91_report_shape: Msg91ReportShape = "v3"
+    msg91_report_delay_ms: float | None = Field(default=None, ge=0)
+    msg91_undelivered_rate: float = Field(default=0.0, ge=0, le=1)
+    msg91_body_var: str = Field(default="body", min_length=1)
+
+    @property
+    def msg91_report_delay_s(self) -> float:
+        delay_ms = self.status_delay_ms if self.msg91_report_delay_ms is None else self.msg91_report_delay_ms
+        return delay_ms / 1000
+
+    @field_validator("msg91_report_url")
+    @classmethod
+    def _report_url_is_http(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        parts = urlsplit(value.get_secret_value())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            # the URL is not quoted: its path carries the receiver's secret token
+            raise ValueError("the MSG91 report URL must be an http(s) URL with a host")
+        return value
+
+    @model_validator(mode="after")
+    def _msg91_authkeys_are_unique(self) -> SimulatorConfig:
+        keys = [account.authkey.get_secret_value() for account in self.msg91_accounts]
+        if len(set(keys)) != len(keys):
+            raise ValueError("the same MSG91 authkey is configured twice")
+        return self
 
     @model_validator(mode="after")
     def _sids_are_unique(self) -> SimulatorConfig:
