@@ -1,4 +1,4 @@
-"""A local Twilio: REST API v2010 messaging on 127.0.0.1, for tests, benchmarks and the demo.
+"""A local Twilio (REST API v2010 messaging) and MSG91 (Flow API) on 127.0.0.1, for tests, benchmarks and the demo.
 
 It speaks what docs/reference/twilio.md describes — form bodies, Basic auth (account token or API key), 201 with
 Twilio's message JSON, Twilio's error JSON, test credentials with the magic numbers, message lifecycles with
@@ -22,6 +22,11 @@ Queues, validity and recipients:
   answers ``{"delivered": bool, "status": int | null, "opted_out": bool}`` once the webhook was tried.
   In-process: ``await sim.reply_from_recipient(account_sid, recipient, to, body, url)``.
 
+MSG91 (msg91.py): ``SimulatorConfig.msg91_accounts`` (:class:`Msg91Account`: authkey and Flow template ids)
+answer ``POST /api/v5/flow/`` as MSG91 does (errors on HTTP 200 with ``type: error``; magic mobile endings for
+each failure), and each accepted message gets a JSON delivery report POSTed to ``msg91_report_url``. ``GET
+/_sim/msg91/messages`` (in-process: ``sim.msg91_messages()``) lists them, never with an authkey.
+
     config = SimulatorConfig(accounts=[SimAccount(sid=..., token=..., senders=["+15005550006"])])
     async with running_simulator(config) as sim:
         ...  # point a client at sim.base_url
@@ -29,6 +34,7 @@ Queues, validity and recipients:
 
 from smsdispatch.tools.simulator.app import build_app
 from smsdispatch.tools.simulator.config import (
+    Msg91Account,
     SimAccount,
     SimulatorConfig,
     random_account_sid,
@@ -42,6 +48,7 @@ from smsdispatch.tools.simulator.server import RunningSimulator, running_simulat
 __all__ = [
     "FAULT_MODES",
     "FaultMode",
+    "Msg91Account",
     "RunningSimulator",
     "SimAccount",
     "SimulatorConfig",

@@ -1,4 +1,5 @@
-"""The aiohttp application: Twilio's REST API v2010 routes plus the ``/_sim`` test endpoints.
+"""The aiohttp application: Twilio's REST API v2010 routes, MSG91's Flow API (msg91.py) and the ``/_sim`` test
+endpoints.
 
 Every ``/2010-04-01`` request goes through the same gate, in this order: the per-account concurrency limit
 (429/20429 beyond it), the configured latency, Basic auth (401/20003), the path's account (see accounts.py),
@@ -29,6 +30,7 @@ from smsdispatch.tools.simulator.formats import account_resource, message_resour
 from smsdispatch.tools.simulator.inbound import Inbound
 from smsdispatch.tools.simulator.lifecycle import Lifecycle
 from smsdispatch.tools.simulator.listing import list_messages
+from smsdispatch.tools.simulator.msg91 import Msg91
 from smsdispatch.tools.simulator.queueing import SENDER_QUEUE_LIMIT_S
 from smsdispatch.tools.simulator.store import Message, MessageStore, monotonic_and_wall
 from smsdispatch.tools.simulator.validation import validate_live, validate_test
@@ -52,6 +54,7 @@ class Simulator:
         tokens = {a.sid: a.token for a in [*config.accounts, *config.test_accounts]}
         self.lifecycle = Lifecycle(config, self.rng, tokens)
         self.inbound = Inbound(self.book, self.rng)
+        self.msg91 = Msg91(config, self.rng)
         self._latency_s = config.latency_ms / 1000
         self._limit = config.concurrency_limit
         self._in_flight: dict[str, int] = {}
@@ -262,12 +265,20 @@ def build_app(config: SimulatorConfig) -> web.Application:
     add("POST", "/_sim/faults", sim.sim_inject_faults)
     add("DELETE", "/_sim/faults", sim.sim_clear_faults)
     add("POST", "/_sim/inbound", sim.sim_inbound)
+    add("POST", "/api/v5/flow/", sim.msg91.flow)
+    add("POST", "/api/v5/flow", sim.msg91.flow)
+    add("GET", "/_sim/msg91/messages", sim.msg91.sim_messages)
     add("*", "/{tail:.*}", sim.not_found)
+
+    async def release_hanging_sends(_app: web.Application) -> None:
+        sim.msg91.release()  # before the server waits for its handlers to finish
 
     async def close_lifecycle(_app: web.Application) -> None:
         await sim.lifecycle.close()
         await sim.inbound.close()
+        await sim.msg91.close()
 
+    app.on_shutdown.append(release_hanging_sends)
     app.on_cleanup.append(close_lifecycle)
     return app
 

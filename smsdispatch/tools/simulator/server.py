@@ -34,6 +34,15 @@ class RunningSimulator:
         """Every accepted message, shaped like ``GET /_sim/messages``."""
         return self._simulator.accepted_messages()
 
+    def msg91_messages(self) -> list[dict[str, Any]]:
+        """Every stored MSG91 message, shaped like ``GET /_sim/msg91/messages`` (never an authkey)."""
+        return self._simulator.msg91.listing()
+
+    @property
+    def pending_msg91_reports(self) -> int:
+        """MSG91 delivery reports scheduled or in flight."""
+        return self._simulator.msg91.reporter.pending
+
     def inject_faults(self, mode: FaultMode | str, count: int = 1) -> None:
         """Make the next ``count`` creates fail with ``mode`` (see ``faults.FAULT_MODES``)."""
         fault = parse_fault_mode(mode)

@@ -1,5 +1,5 @@
-"""Shared accounts, a simulator running in a background thread (for the blocking twilio SDK), and a small
-aiohttp receiver that captures status callbacks."""
+"""Shared accounts, a simulator running in a background thread (for the blocking twilio SDK), and small aiohttp
+receivers that capture status callbacks and MSG91 delivery reports."""
 
 from __future__ import annotations
 
@@ -34,6 +34,7 @@ SENDER = "+14155550100"
 OTHER_SENDER = "+14155550199"
 SERVICE = "MG" + "5" * 32
 RECIPIENT = "+14155550123"
+MSG91_REPORT_TOKEN = "report-token-5ecret"
 
 
 def make_config(**overrides: Any) -> SimulatorConfig:
@@ -200,6 +201,51 @@ async def receiver() -> AsyncIterator[CallbackReceiver]:
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
+    capture.base_url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    try:
+        yield capture
+    finally:
+        await runner.cleanup()
+
+
+@dataclass
+class ReportReceiver:
+    """Captures every JSON POST (MSG91 delivery reports); answers with ``statuses`` in turn (then 200)."""
+
+    base_url: str = ""
+    received: list[dict[str, Any]] = field(default_factory=list)
+    content_types: list[str] = field(default_factory=list)
+    statuses: list[int] = field(default_factory=list)
+    _arrived: asyncio.Condition = field(default_factory=asyncio.Condition)
+
+    @property
+    def url(self) -> str:
+        """The report URL, with the secret token in its path as the project's endpoint has it."""
+        return f"{self.base_url}/msg91/report/{MSG91_REPORT_TOKEN}"
+
+    async def handle(self, request: web.Request) -> web.Response:
+        payload = await request.json()
+        async with self._arrived:
+            self.received.append(payload)
+            self.content_types.append(request.content_type)
+            self._arrived.notify_all()
+        return web.Response(status=self.statuses.pop(0) if self.statuses else 200)
+
+    async def wait_for(self, count: int) -> list[dict[str, Any]]:
+        """Wait until ``count`` reports arrived (bounded, so a broken simulator fails instead of hanging)."""
+        async with asyncio.timeout(5), self._arrived:
+            await self._arrived.wait_for(lambda: len(self.received) >= count)
+        return list(self.received)
+
+
+@pytest_asyncio.fixture
+async def reports() -> AsyncIterator[ReportReceiver]:
+    capture = ReportReceiver()
+    app = web.Application()
+    app.router.add_post("/msg91/report/{token}", capture.handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
     capture.base_url = f"http://127.0.0.1:{runner.addresses[0][1]}"
     try:
         yield capture
