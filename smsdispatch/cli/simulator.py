@@ -1,4 +1,4 @@
-"""Run the Twilio-compatible simulator: Twilio's REST API v2010 for messages, on 127.0.0.1.
+"""Run the simulator on 127.0.0.1: Twilio's REST API v2010 for messages, and MSG91's Flow API with --msg91.
 
 Live accounts own the senders listed after their token and follow the message lifecycle with signed status
 callbacks; test accounts follow Twilio's test-credential rules (magic numbers, 403 for everything but sending).
@@ -8,6 +8,13 @@ Creates take Twilio's ValidityPeriod (1-36000 s): with --sender-mps N each sende
 a message still queued when its validity runs out ends failed with 30001. POST /_sim/inbound {"account_sid",
 "from", "to", "body", "url"} plays a recipient replying: STOP opts them out (creates get 400/21610), START opts
 back in, and Twilio's signed incoming-message webhook is POSTed to url.
+
+With --msg91 AUTHKEY:TEMPLATE_ID,... it also speaks MSG91's Flow API: POST /api/v5/flow/ with the header authkey
+and a JSON body {"template_id", "sender", "CRQID", "recipients": [{"mobiles": "919876543210", "body": ...}]}.
+Errors come on HTTP 200 as {"type": "error", "message", "code"} (207 authkey, 101 parameter, 102 template, 202
+mobile); mobiles ending 0301, 0418, 0429, 0500 and 0408 answer 301, 418, HTTP 429, HTTP 500 after storing, and a
+30 s hang after storing; endings 0002, 0009, 0016, 0017 and 0025 are reported with that status, others delivered
+(1). Each message's delivery report is POSTed as JSON to --msg91-report-url; GET /_sim/msg91/messages lists them.
 """
 
 from __future__ import annotations
@@ -72,6 +79,41 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "queued when its ValidityPeriod runs out ends failed/30001 (default: unlimited)",
     )
     parser.add_argument("--seed", metavar="N", help="seed for SIDs, failures and outcomes, for reproducible runs")
+    parser.add_argument(
+        "--msg91",
+        action="append",
+        default=[],
+        metavar="AUTHKEY:TEMPLATE_ID[,TEMPLATE_ID...]",
+        help="an MSG91 account: its auth key and the Flow template ids it owns. Repeatable.",
+    )
+    parser.add_argument(
+        "--msg91-report-url",
+        metavar="URL",
+        help="where MSG91 delivery reports are POSTed, one per message (default: none are sent)",
+    )
+    parser.add_argument(
+        "--msg91-report-shape",
+        default="v3",
+        metavar="v3|new",
+        help='the reports\' JSON: flat "v3" or "new" (MSG91\'s "Webhook (New)") (default: %(default)s)',
+    )
+    parser.add_argument(
+        "--msg91-report-delay-ms",
+        metavar="N",
+        help="time from an MSG91 send to its delivery report (default: --status-delay-ms)",
+    )
+    parser.add_argument(
+        "--msg91-undelivered-rate",
+        default="0",
+        metavar="F",
+        help="share of otherwise delivered MSG91 messages reported failed (status 2)",
+    )
+    parser.add_argument(
+        "--msg91-body-var",
+        default="body",
+        metavar="NAME",
+        help="the recipient variable whose value MSG91 messages are counted and priced by (default: %(default)s)",
+    )
 
 
 def _number(raw: str | None, flag: str, kind: type[int] | type[float]) -> Any:
@@ -113,14 +155,34 @@ def _attach_api_keys(accounts: dict[str, dict[str, Any]], specs: list[str]) -> N
             account["standard_api_keys"] = {*account.get("standard_api_keys", set()), parts[1]}
 
 
+def _parse_msg91(spec: str) -> dict[str, Any]:
+    # Template ids cannot hold ":", so the last one separates them from the key.
+    authkey, separator, templates = spec.rpartition(":")
+    template_ids = [template for template in templates.split(",") if template]
+    if not separator or not authkey or not template_ids:
+        raise CliError("--msg91 must look like AUTHKEY:TEMPLATE_ID[,TEMPLATE_ID...].", 2)
+    return {"authkey": authkey, "template_ids": frozenset(template_ids)}
+
+
+def _msg91_settings(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "msg91_accounts": [_parse_msg91(spec) for spec in args.msg91],
+        "msg91_report_url": args.msg91_report_url,
+        "msg91_report_shape": args.msg91_report_shape,
+        "msg91_report_delay_ms": _number(args.msg91_report_delay_ms, "--msg91-report-delay-ms", float),
+        "msg91_undelivered_rate": _number(args.msg91_undelivered_rate, "--msg91-undelivered-rate", float),
+        "msg91_body_var": args.msg91_body_var,
+    }
+
+
 def build_config(args: argparse.Namespace) -> SimulatorConfig:
     """The SimulatorConfig the flags describe; any bad value is a one-sentence CliError (exit 2)."""
     from pydantic import ValidationError
 
     from smsdispatch.tools.simulator import SimulatorConfig as Config
 
-    if not args.account and not args.test_account:
-        raise CliError("Give at least one --account or --test-account.", 2)
+    if not args.account and not args.test_account and not args.msg91:
+        raise CliError("Give at least one --account, --test-account or --msg91.", 2)
     accounts = {spec["sid"]: spec for spec in map(_parse_account, args.account)}
     if len(accounts) != len(args.account):
         raise CliError("The same account SID is given twice to --account.", 2)
@@ -143,6 +205,7 @@ def build_config(args: argparse.Namespace) -> SimulatorConfig:
                 "status_delay_ms": _number(args.status_delay_ms, "--status-delay-ms", float),
                 "sender_mps": _number(args.sender_mps, "--sender-mps", float),
                 "seed": _number(args.seed, "--seed", int),
+                **_msg91_settings(args),
             }
         )
     except ValidationError as exc:
@@ -150,6 +213,18 @@ def build_config(args: argparse.Namespace) -> SimulatorConfig:
         where = ".".join(str(part) for part in error["loc"])
         # pydantic's message never contains the input value here, so no secret can leak through it
         raise CliError(f"Invalid simulator setting {where}: {error['msg']}.", 2) from None
+
+
+def banner(config: SimulatorConfig, base_url: str) -> list[str]:
+    """What the verb prints once it listens: accounts by SID or label, never a key, token or report URL."""
+    live = ", ".join(a.sid for a in config.accounts) or "none"
+    test = ", ".join(a.sid for a in config.test_accounts) or "none"
+    lines = [f"Twilio simulator listening on {base_url}", f"  live accounts: {live}; test accounts: {test}"]
+    if config.msg91_accounts:
+        accounts = ", ".join(f"{a.label} ({len(a.template_ids)} templates)" for a in config.msg91_accounts)
+        reports = f"{config.msg91_report_shape} reports" if config.msg91_report_url is not None else "no reports"
+        lines.append(f"  MSG91 Flow API at {base_url}/api/v5/flow/: {accounts}; {reports}")
+    return lines
 
 
 def run(args: argparse.Namespace) -> int:
@@ -161,10 +236,8 @@ def run(args: argparse.Namespace) -> int:
         raise CliError("--port must be between 0 and 65535.", 2)
 
     def announce(simulator: RunningSimulator) -> None:
-        live = ", ".join(a.sid for a in config.accounts) or "none"
-        test = ", ".join(a.sid for a in config.test_accounts) or "none"
-        print(f"Twilio simulator listening on {simulator.base_url}", flush=True)
-        print(f"  live accounts: {live}; test accounts: {test}", flush=True)
+        for line in banner(config, simulator.base_url):
+            print(line, flush=True)
 
     async def main() -> None:
         server = asyncio.ensure_future(serve_forever(config, args.host, port, announce))
