@@ -221,10 +221,14 @@ def banner(config: SimulatorConfig, base_url: str) -> list[str]:
     test = ", ".join(a.sid for a in config.test_accounts) or "none"
     lines = [f"Twilio simulator listening on {base_url}", f"  live accounts: {live}; test accounts: {test}"]
     if config.msg91_accounts:
-        accounts = ", ".join(f"{a.label} ({len(a.template_ids)} templates)" for a in config.msg91_accounts)
+        accounts = ", ".join(f"{a.label} ({_templates(len(a.template_ids))})" for a in config.msg91_accounts)
         reports = f"{config.msg91_report_shape} reports" if config.msg91_report_url is not None else "no reports"
         lines.append(f"  MSG91 Flow API at {base_url}/api/v5/flow/: {accounts}; {reports}")
     return lines
+
+
+def _templates(count: int) -> str:
+    return "1 template" if count == 1 else f"{count} templates"
 
 
 def run(args: argparse.Namespace) -> int:
