@@ -9,8 +9,15 @@ Usage::
 This adapter imports only the contract (``smsdispatch.contract``) of ours.
 """
 
-from smsdispatch.adapters.twilio._transport import AiohttpTransport
-from smsdispatch.adapters.twilio.errors import (
+from smsdispatch.adapters.sms import (
+    AccountInfo,
+    AccountType,
+    AiohttpTransport,
+    OutgoingSms,
+    RetryPolicy,
+    SendResult,
+)
+from smsdispatch.adapters.sms.errors import (
     UNSUBSCRIBED_RECIPIENT,
     AuthenticationError,
     Expired,
@@ -31,8 +38,6 @@ from smsdispatch.adapters.twilio.http_client import (
     TwilioHttp,
     check_base_url,
 )
-from smsdispatch.adapters.twilio.models import AccountInfo, AccountType, OutgoingSms, SendResult
-from smsdispatch.adapters.twilio.retry import RetryPolicy
 from smsdispatch.adapters.twilio.segments import Encoding, check_body, encoding_of, segment_info
 from smsdispatch.adapters.twilio.signature import SIGNATURE_HEADER, compute_signature, is_valid_signature
 from smsdispatch.adapters.twilio.twilio import MessageStatusInfo, TwilioProvider, validity_period

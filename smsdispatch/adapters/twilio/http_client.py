@@ -13,10 +13,9 @@ from types import TracebackType
 from typing import Self
 from urllib.parse import urlencode
 
-import aiohttp
 import httpx
 
-from smsdispatch.adapters.twilio._transport import AiohttpTransport
+from smsdispatch.adapters.sms import AiohttpTransport
 from smsdispatch.contract.settings import DEFAULT_TWILIO_BASE_URL
 
 DEFAULT_MAX_CONNECTIONS = 100
@@ -120,21 +119,6 @@ class TwilioHttp:
 def basic_authorization(username: str, password: str) -> str:
     """The ``Authorization`` header value for HTTP Basic auth. Holds the secret: never log or repr it."""
     return "Basic " + b64encode(f"{username}:{password}".encode()).decode("ascii")
-
-
-def nothing_was_sent(error: httpx.TransportError) -> bool:
-    """True when ``error`` happened before any byte of the request could reach the server.
-
-    The aiohttp error under an httpx one (``__cause__``) decides when there is one: only a failure to connect, or
-    a timeout waiting for a connection, is proof that nothing was sent. That holds whichever aiohttp transport
-    was injected; httpx-aiohttp's, for one, maps *every* ``aiohttp.ClientConnectionError`` to
-    ``httpx.ConnectTimeout``, a connection dropped after the request went out included, so its httpx type
-    alone would make a lost answer look like a safe retry (a duplicate SMS). Otherwise the httpx type decides.
-    """
-    cause = error.__cause__
-    if isinstance(cause, aiohttp.ClientError):
-        return isinstance(cause, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError)
-    return isinstance(error, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
 
 
 def check_base_url(url: str) -> None:

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from smsdispatch.adapters.twilio.errors import InvalidMessage, MessageTooLong
+from smsdispatch.adapters.sms.errors import InvalidMessage, MessageTooLong
 from smsdispatch.contract import MAX_BODY_CHARS
 from smsdispatch.contract.segments import Encoding, encoding_of, segment_info
 

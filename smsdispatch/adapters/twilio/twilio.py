@@ -2,7 +2,7 @@
 
 Built on the REST API directly rather than the Twilio SDK, whose async client retries a create on every 5xx
 (a possible duplicate SMS) and never on 429 (the one safe case). Here a create is retried only when Twilio
-provably processed nothing (see :mod:`smsdispatch.adapters.twilio.retry` and :mod:`.errors`); every other failure
+provably processed nothing (see :mod:`smsdispatch.adapters.sms.retry` and :mod:`.errors`); every other failure
 after the request went out is an :class:`UnknownOutcome` that :meth:`TwilioProvider.find_sent` can settle.
 """
 
@@ -16,15 +16,8 @@ from urllib.parse import quote
 
 import httpx
 
-from smsdispatch.adapters.twilio._wire import (
-    _as_int,
-    embedded_fault,
-    fault_of,
-    parse_date,
-    read_json,
-    retry_after_seconds,
-)
-from smsdispatch.adapters.twilio.errors import (
+from smsdispatch.adapters.sms import nothing_was_sent
+from smsdispatch.adapters.sms.errors import (
     AuthenticationError,
     Expired,
     MessageRejected,
@@ -34,9 +27,17 @@ from smsdispatch.adapters.twilio.errors import (
     ReconciliationUnavailable,
     UnknownOutcome,
 )
-from smsdispatch.adapters.twilio.http_client import TwilioHttp, basic_authorization, nothing_was_sent
-from smsdispatch.adapters.twilio.models import AccountInfo, OutgoingSms, SendResult
-from smsdispatch.adapters.twilio.retry import RetryPolicy
+from smsdispatch.adapters.sms.models import AccountInfo, OutgoingSms, SendResult
+from smsdispatch.adapters.sms.retry import RetryPolicy
+from smsdispatch.adapters.twilio._wire import (
+    _as_int,
+    embedded_fault,
+    fault_of,
+    parse_date,
+    read_json,
+    retry_after_seconds,
+)
+from smsdispatch.adapters.twilio.http_client import TwilioHttp, basic_authorization
 from smsdispatch.adapters.twilio.segments import check_body, segment_info
 from smsdispatch.contract import TenantConfig
 

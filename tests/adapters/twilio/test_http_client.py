@@ -19,6 +19,7 @@ import httpx
 import pytest
 import pytest_asyncio
 
+from smsdispatch.adapters.sms import nothing_was_sent
 from smsdispatch.adapters.twilio import (
     AiohttpTransport,
     OutgoingSms,
@@ -27,7 +28,7 @@ from smsdispatch.adapters.twilio import (
     TwilioProvider,
     UnknownOutcome,
 )
-from smsdispatch.adapters.twilio.http_client import basic_authorization, nothing_was_sent
+from smsdispatch.adapters.twilio.http_client import basic_authorization
 from tests.accounts import token_config
 
 from .conftest import TO_NUMBER, FakeClock, fast_policy

@@ -1,4 +1,4 @@
-"""What goes into the provider and what comes out of it: plain immutable values."""
+"""What goes into a provider and what comes out of it: plain immutable values."""
 
 from __future__ import annotations
 
@@ -6,20 +6,25 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from smsdispatch.adapters.twilio.segments import Encoding
+from smsdispatch.contract.segments import Encoding
 
 AccountType = Literal["Trial", "Full"]
+#: The providers the worker sends through: a tenant's own Twilio account, or the platform's default, MSG91.
+ProviderName = Literal["twilio", "msg91"]
 
 
 @dataclass(frozen=True, slots=True)
 class OutgoingSms:
     """One SMS to send: where Twilio reports its delivery (``status_callback``), and when it goes stale
-    (``expires_at``: not sent after it, and Twilio's ``ValidityPeriod`` is set to the seconds left)."""
+    (``expires_at``: not sent after it, and Twilio's ``ValidityPeriod`` is set to the seconds left).
+    ``reference`` is the sender's own id for it, echoed in delivery reports where the provider supports one
+    (MSG91's ``CRQID``)."""
 
     to: str
     body: str
     status_callback: str | None = None
     expires_at: datetime | None = None
+    reference: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +42,7 @@ class SendResult:
     segments: int
     encoding: Encoding
     attempts: int
-    provider: Literal["twilio"] = "twilio"
+    provider: ProviderName = "twilio"
     date_created: datetime | None = None
 
 

@@ -1,4 +1,5 @@
-"""What can go wrong talking to Twilio, sorted by what the caller may do about it.
+"""What can go wrong talking to an SMS provider, sorted by what the caller may do about it (the examples are
+Twilio's; MSG91's adapter raises the same classes).
 
 The hierarchy (as httpx draws its own in ``_exceptions.py``)::
 
@@ -37,9 +38,9 @@ UNSUBSCRIBED_RECIPIENT = 21610
 
 
 class ProviderError(Exception):
-    """Base of every error the Twilio provider raises.
+    """Base of every error a provider adapter raises.
 
-    ``provider_code`` is Twilio's numeric error code when it gave one, ``http_status`` the HTTP status when a
+    ``provider_code`` is the provider's numeric error code when it gave one, ``http_status`` the HTTP status when a
     response arrived, ``attempts`` how many HTTP requests were made before giving up (0 when none was).
     """
 

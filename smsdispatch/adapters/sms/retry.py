@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from smsdispatch.adapters.twilio.errors import ProviderError, RateLimited
+from smsdispatch.adapters.sms.errors import ProviderError, RateLimited
 
 T = TypeVar("T")
 

@@ -4,7 +4,7 @@ Why not ``httpx_aiohttp.AiohttpTransport``: measured against the simulator (benc
 its per-request work (a new ``ClientTimeout``, httpx ``Headers`` copied key by key into aiohttp's, the answer
 re-streamed through an httpx byte stream) cost more CPU than the create itself, and it maps *every*
 ``aiohttp.ClientConnectionError`` to ``httpx.ConnectTimeout``, a dropped answer included (the duplicate-SMS
-trap :func:`~smsdispatch.adapters.twilio.http_client.nothing_was_sent` guards against). This one:
+trap :func:`nothing_was_sent` guards against). This one:
 
 - reads each answer whole (Twilio's are small JSON documents) and hands httpx a finished ``Response``;
 - maps aiohttp's failures by what they prove, keeping the aiohttp error as ``__cause__``:
@@ -120,3 +120,18 @@ def _as_httpx(error: aiohttp.ClientError, request: httpx.Request) -> httpx.Trans
     if isinstance(error, aiohttp.InvalidURL):
         return httpx.UnsupportedProtocol(detail, request=request)
     return httpx.ReadError(detail, request=request)
+
+
+def nothing_was_sent(error: httpx.TransportError) -> bool:
+    """True when ``error`` happened before any byte of the request could reach the server.
+
+    The aiohttp error under an httpx one (``__cause__``) decides when there is one: only a failure to connect, or
+    a timeout waiting for a connection, is proof that nothing was sent. That holds whichever aiohttp transport
+    was injected; httpx-aiohttp's, for one, maps *every* ``aiohttp.ClientConnectionError`` to
+    ``httpx.ConnectTimeout``, a connection dropped after the request went out included, so its httpx type
+    alone would make a lost answer look like a safe retry (a duplicate SMS). Otherwise the httpx type decides.
+    """
+    cause = error.__cause__
+    if isinstance(cause, aiohttp.ClientError):
+        return isinstance(cause, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError)
+    return isinstance(error, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
