@@ -10,7 +10,10 @@ right state. The rules:
   unreadable record) is stored under tenant_id "" (``rows.NO_TENANT``); tenant_id is never NULL.
 - **A row belongs to one message.** Once a row holds a provider_message_id, a keyed outcome naming a
   different SID changes nothing in that row (the ``WHERE`` of the ``DO UPDATE``): a receipt for another
-  message cannot touch it. Outcomes without a SID (``SmsFailed``) still apply.
+  message cannot touch it. Outcomes without a SID (``SmsFailed``) still apply. One exception, since the
+  dispatched outcome is the worker's own word on which message a request became: a row that only receipts
+  made (no ``dispatched_at``) and that names another SID is taken over whole by ``sms.dispatched``, so a
+  receipt naming the request with someone else's message, arriving before the row, cannot keep it either.
 - **Why the tenant and the SID must both match:** a status callback is signed with the *sending* tenant's
   Twilio token, and nothing stops tenant B from signing one that names tenant A's request_id and A's SID.
   The worker publishes it as B's receipt; with the row keyed by tenant it can only reach B's own rows, so
@@ -56,6 +59,7 @@ from sqlalchemy import (
     String,
     Table,
     Update,
+    and_,
     bindparam,
     case,
     delete,
@@ -218,14 +222,26 @@ def upsert_statement(dialect_name: str) -> Insert:
     insert = _insert(dialect_name, dispatch_log)
     stored, incoming = dispatch_log.c, insert.excluded
     advances = _rank_sql(stored.status) < _rank_sql(incoming.status)
+    # The dispatched outcome is the worker's own word on which message a request became: a row only receipts
+    # made (no dispatched_at yet) that names another message was made by a receipt for someone else's message,
+    # and is taken over whole, as if that receipt had never come.
+    takes_over = and_(
+        incoming.dispatched_at.is_not(None),
+        stored.dispatched_at.is_(None),
+        stored.provider_message_id.is_not(None),
+        incoming.provider_message_id.is_not(None),
+        stored.provider_message_id != incoming.provider_message_id,
+    )
     merged: dict[str, ColumnElement[Any]] = {
-        "status": case((advances, incoming.status), else_=stored.status),
+        "status": case((takes_over, incoming.status), (advances, incoming.status), else_=stored.status),
         "updated_at": case((stored.updated_at < incoming.updated_at, incoming.updated_at), else_=stored.updated_at),
     }
     for name in _FILL_COLUMNS:
-        merged[name] = func.coalesce(incoming[name], stored[name])
+        merged[name] = case((takes_over, incoming[name]), else_=func.coalesce(incoming[name], stored[name]))
     for name in _STATUS_BOUND_COLUMNS:
-        merged[name] = case((advances, incoming[name]), else_=func.coalesce(stored[name], incoming[name]))
+        merged[name] = case(
+            (takes_over, incoming[name]), (advances, incoming[name]), else_=func.coalesce(stored[name], incoming[name])
+        )
     # A row that already knows its message is left alone by an outcome naming another one. Comparing only
     # when both are set keeps receipts that overtook sms.dispatched, and SmsFailed (no SID), applying.
     same_message = or_(
@@ -234,7 +250,7 @@ def upsert_statement(dialect_name: str) -> Insert:
         stored.provider_message_id == incoming.provider_message_id,
     )
     return insert.on_conflict_do_update(
-        index_elements=[stored.tenant_id, stored.request_id], set_=merged, where=same_message
+        index_elements=[stored.tenant_id, stored.request_id], set_=merged, where=or_(same_message, takes_over)
     )
 
 

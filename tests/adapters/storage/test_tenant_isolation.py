@@ -170,6 +170,33 @@ async def test_a_receipt_for_a_different_sid_than_the_rows_changes_nothing(dispa
     assert (row.status, row.provider_message_id, row.segments) == ("delivered", "SMreq-1", 1)
 
 
+async def test_a_receipt_for_another_message_that_overtook_the_dispatched_outcome_is_overruled_by_it(
+    dispatch_log: DispatchLog,
+) -> None:
+    # It names our request, but another message (a report MSG91 or a forger addressed with our request's id).
+    await dispatch_log.record([receipt("failed", 2, sid="SMsomeone-else", provider_code=30008)])
+
+    await dispatch_log.record([dispatched()])
+    await dispatch_log.record([receipt("delivered", 10)])
+
+    row = await dispatch_log.get("req-1", tenant_id="acme")
+    assert row is not None
+    assert (row.provider_message_id, row.status, row.provider_code) == ("SMreq-1", "delivered", None)
+    assert (row.segments, row.to_number) == (1, "+14155552671")
+
+
+async def test_a_receipt_for_our_own_message_that_overtook_the_dispatched_outcome_is_kept(
+    dispatch_log: DispatchLog,
+) -> None:
+    await dispatch_log.record([receipt("delivered", 2)])
+
+    await dispatch_log.record([dispatched()])
+
+    row = await dispatch_log.get("req-1", tenant_id="acme")
+    assert row is not None
+    assert (row.provider_message_id, row.status, row.segments) == ("SMreq-1", "delivered", 1)
+
+
 async def test_a_receipt_fills_in_the_sid_of_a_row_that_had_none(dispatch_log: DispatchLog) -> None:
     await dispatch_log.record([failed(code=ErrorCode.OUTCOME_UNKNOWN)])  # a failure names no SID
 
