@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from pydantic import ValidationError
 
 from smsdispatch.adapters.crypto import KeyConfigError, Keyring
@@ -35,6 +37,25 @@ def twilio_base_url(settings: Settings) -> str:
     except ValueError as exc:  # the adapter's sentence never quotes the URL, which may hold a password
         raise CliError(f"{str(exc).rstrip('.')} (SMSDISPATCH_TWILIO_BASE_URL).", exit_code=2) from None
     return settings.twilio_base_url
+
+
+def check_default_provider(settings: Settings) -> None:
+    """One sentence (bad usage) unless the platform's default provider, when one is set, can be used."""
+    if settings.default_provider != "msg91":
+        return
+    needed = {
+        "SMSDISPATCH_MSG91_AUTHKEY": settings.msg91_authkey,
+        "SMSDISPATCH_MSG91_TEMPLATE_ID": settings.msg91_template_id,
+    }
+    missing = [name for name, value in needed.items() if value is None]
+    if missing:
+        raise CliError(f"SMSDISPATCH_DEFAULT_PROVIDER=msg91 needs {' and '.join(missing)}.", exit_code=2)
+    url = urlsplit(settings.msg91_base_url)
+    if url.scheme not in ("http", "https") or not url.hostname or url.username is not None or url.password is not None:
+        # The URL itself is left out: a mistyped one may carry user:password@.
+        raise CliError(
+            "SMSDISPATCH_MSG91_BASE_URL must be an http(s) URL with a host and no user name or password.", exit_code=2
+        )
 
 
 def broker_for_messages() -> str:

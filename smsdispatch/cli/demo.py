@@ -1,11 +1,12 @@
 """Run the whole system on this machine with sample traffic, then print a summary from the dispatch log.
 
-Starts a private Kafka broker (unless SMSDISPATCH_BROKER names one), the Twilio simulator with a live and a
-test account, and a worker; registers tenants the way `tenants set` does; sends a mixed batch (successes,
-Twilio's magic-number failures, an unknown and an unverified tenant, a malformed record, a duplicate
-request_id); waits for the outcomes and the delivery receipts; prints counts by status and error code and one
-row per request. Everything it started is stopped at the end, also on Ctrl-C. Needs Java 17+ (and Maven
-once) when it starts its own broker. Exit code 0 when every request ended as expected.
+Starts a private Kafka broker (unless SMSDISPATCH_BROKER names one), the simulator with a live and a test
+Twilio account and the platform's MSG91 account, and a worker with MSG91 as the platform default; registers
+tenants the way `tenants set` and `tenants add` do; sends a mixed batch (successes through both providers,
+Twilio's and MSG91's refusals, an unknown tenant, a malformed record, a duplicate request_id); waits for the
+outcomes and the delivery receipts (Twilio's callbacks, MSG91's reports); prints counts by status and error code
+and one row per request with its provider. Everything it started is stopped at the end, also on Ctrl-C. Needs
+Java 17+ (and Maven once) when it starts its own broker. Exit code 0 when every request ended as expected.
 
 With SMSDISPATCH_BROKER, no other smsdispatch worker may run on that broker: it would join the demo worker's
 consumer group and take part of the demo's traffic, which it cannot decrypt.
@@ -31,8 +32,9 @@ from pydantic import SecretStr
 from smsdispatch.adapters.crypto import Keyring, generate_key
 from smsdispatch.adapters.storage import DispatchLog, StorageError
 from smsdispatch.cli._common import CliError, load_keyring, load_settings
-from smsdispatch.cli.tenants import verified_record
+from smsdispatch.cli.tenants import platform_record, verified_record
 from smsdispatch.client import SmsClient, publish_suppression, publish_tenant
+from smsdispatch.contract import PlatformConfig
 from smsdispatch.contract.settings import Settings
 from smsdispatch.runtime.topics import ensure_topics
 from smsdispatch.tools.demo import (
@@ -99,12 +101,12 @@ def _run(stack: DemoStack, settings: Settings, keyring: Keyring, broker: str | N
     else:
         print(f"  broker         {broker} (from SMSDISPATCH_BROKER)")
     _check_broker(broker, settings.partitions)
-    stack.start_simulator(accounts.simulator_args())
+    stack.start_simulator(accounts.simulator_args(stack.worker_url))
     settings = settings.model_copy(update={"broker": broker, "twilio_base_url": stack.simulator_url})
     inbox = WebhookInbox()  # a daemon thread: it goes with the process whatever happens
     _run_step(_register, accounts, settings, keyring, inbox.url)
     _say("starting the worker (a few seconds)...")
-    stack.start_worker(_worker_env(settings))
+    stack.start_worker({**_worker_env(settings), **accounts.worker_env(stack.simulator_url)})
     pids = stack.pids()
     for name, url in (("broker", broker), ("simulator", stack.simulator_url), ("worker", stack.worker_url)):
         if name in pids:
@@ -194,10 +196,13 @@ async def _exercise(stack: DemoStack, settings: Settings, accounts: DemoAccounts
 
 
 async def _register(accounts: DemoAccounts, settings: Settings, keyring: Keyring, webhook_url: str) -> None:
-    """Register every tenant through the code path of `smsdispatch tenants set`: verify, seal, publish. The live
-    tenant gets the demo's webhook endpoint."""
+    """Register every tenant through the code path of `smsdispatch tenants set` (verify, seal, publish), or of
+    `tenants add` for the one without a provider of its own. The live tenant gets the demo's webhook endpoint."""
     for name, tenant in accounts.tenants().items():
-        record = await verified_record(tenant.tenant_id, tenant.config, keyring, settings, verify=tenant.verify)
+        if tenant.config is None:
+            record = platform_record(tenant.tenant_id, PlatformConfig(), keyring)
+        else:
+            record = await verified_record(tenant.tenant_id, tenant.config, keyring, settings, verify=tenant.verify)
         if name == "live":
             record = record.model_copy(update={"webhook_url": webhook_url})
             # A recipient who replied STOP earlier: in the list before the worker starts, so it loads it.

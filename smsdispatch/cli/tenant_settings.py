@@ -1,6 +1,7 @@
 """A tenant's settings beside its credentials: the sending rate (``--mps``) and the webhook (``--webhook-url``).
 
-``tenants set`` takes them with the credentials; ``tenants update`` changes them alone, without re-entering
+``tenants set`` takes them with the credentials, ``tenants add`` (a tenant on the platform's default provider)
+alone; ``tenants update`` changes them alone, without re-entering
 credentials or re-verifying. A webhook's signing secret (Standard Webhooks: ``whsec_`` and the base64 of 24
 random bytes) is made when a URL is set for the first time or with ``--rotate-webhook-secret``, printed once,
 and sealed inside the tenant's encrypted config: it never appears in the record, a log or ``tenants list``.
@@ -19,10 +20,10 @@ from urllib.parse import urlsplit
 from pydantic import SecretStr
 
 from smsdispatch.cli._common import CliError
-from smsdispatch.contract import EncryptedConfig, TenantConfig, TenantRecord
+from smsdispatch.contract import EncryptedConfig, PlatformConfig, TenantConfig, TenantRecord
 
 WEBHOOK_SECRET_PREFIX = "whsec_"  # noqa: S105  (the format's prefix, not a secret)
-SealConfig = Callable[[TenantConfig], EncryptedConfig]
+SealConfig = Callable[[TenantConfig | PlatformConfig], EncryptedConfig]
 
 
 def add_rate_and_webhook(parser: argparse.ArgumentParser, *, update: bool) -> None:
@@ -50,7 +51,9 @@ class Changed:
     new_secret: str | None
 
 
-def apply_settings(args: argparse.Namespace, record: TenantRecord, config: TenantConfig, seal: SealConfig) -> Changed:
+def apply_settings(
+    args: argparse.Namespace, record: TenantRecord, config: TenantConfig | PlatformConfig, seal: SealConfig
+) -> Changed:
     """``record`` (whose decrypted config is ``config``) with the rate and webhook options of ``args`` applied.
 
     Options left out keep what the record had. A secret is made when the tenant gets a webhook URL and has no

@@ -1,10 +1,11 @@
 """Register, verify, list, remove and re-encrypt tenants (the compacted sms.tenants topic).
 
-`set` encrypts the tenant's Twilio configuration with the first key of SMSDISPATCH_ENCRYPTION_KEYS, verifies
-the credentials against Twilio (unless --no-verify) and publishes the record; credentials that fail
-verification are not published. `update` changes the rate and webhook settings alone
-(:mod:`smsdispatch.cli.tenant_settings`). Secrets are never printed, except a new webhook signing secret, once:
-`list` shows ids, state, settings and the key id only.
+`add` registers a tenant with no provider of its own: it sends through the platform's default provider
+(SMSDISPATCH_DEFAULT_PROVIDER); only its webhook secret, if any, is sealed. `set` encrypts the tenant's Twilio
+configuration with the first key of SMSDISPATCH_ENCRYPTION_KEYS, verifies the credentials against Twilio (unless
+--no-verify) and publishes the record; credentials that fail verification are not published. `update` changes
+the rate and webhook settings alone (:mod:`smsdispatch.cli.tenant_settings`). Secrets are never printed, except
+a new webhook signing secret, once: `list` shows ids, provider, state, settings and the key id only.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from smsdispatch.adapters.twilio import AuthenticationError, ProviderError, Twil
 from smsdispatch.cli._common import CliError, bad_usage, load_keyring, load_settings, twilio_base_url, unreachable_kafka
 from smsdispatch.cli.tenant_settings import Changed, add_rate_and_webhook, apply_settings, print_secret_once
 from smsdispatch.client import latest_tenant_records, publish_tenant, publish_tenants
-from smsdispatch.contract import TenantConfig, TenantRecord, describe_tenant
+from smsdispatch.contract import PlatformConfig, TenantConfig, TenantRecord, describe_tenant
 from smsdispatch.contract._fields import TenantId
 from smsdispatch.contract.settings import Settings
 from smsdispatch.runtime.topics import ensure_topics
@@ -45,6 +46,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     set_.add_argument("--api-key-secret", help="that API key's secret")
     set_.add_argument("--no-verify", action="store_true", help="publish without verifying (marked unverified)")
     add_rate_and_webhook(set_, update=False)
+    add = actions.add_parser("add", help="register a tenant that sends through the platform's default provider")
+    add.add_argument("tenant")
+    add_rate_and_webhook(add, update=False)
     update = actions.add_parser(
         "update", help="change a tenant's sending rate or webhook, without re-entering its credentials"
     )
@@ -61,7 +65,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     settings = load_settings()
     keyring = load_keyring(settings)
-    actions = {"set": _set, "update": _update, "verify": _verify, "list": _list, "remove": _remove, "rotate": _rotate}
+    actions = {
+        "add": _add,
+        "set": _set,
+        "update": _update,
+        "verify": _verify,
+        "list": _list,
+        "remove": _remove,
+        "rotate": _rotate,
+    }
     action = actions[args.action]
     try:
         return asyncio.run(action(args, settings, keyring))
@@ -110,6 +122,36 @@ async def _set(args: argparse.Namespace, settings: Settings, keyring: Keyring) -
     return 0
 
 
+async def _add(args: argparse.Namespace, settings: Settings, keyring: Keyring) -> int:
+    _check_tenant_id(args.tenant)
+    await ensure_topics(settings.broker, settings.partitions, replication_factor=settings.replication_factor)
+    current = (await latest_tenant_records(settings.broker)).get(args.tenant)
+    changed = record_for_add(args, keyring, current)
+    await publish_tenant(settings.broker, args.tenant, changed.record)
+    print(describe_tenant(changed.record, settings.default_provider))
+    print_secret_once(args.tenant, changed.new_secret)
+    return 0
+
+
+def record_for_add(args: argparse.Namespace, keyring: Keyring, current: TenantRecord | None) -> Changed:
+    """The record ``tenants add`` publishes: a tenant on the platform's default provider, keeping the rate, the
+    webhook and its secret of a ``current`` record unless given anew (a Twilio account it had is dropped)."""
+    _check_tenant_id(args.tenant)
+    config = PlatformConfig(webhook_secret=_current_secret(keyring, current) if current is not None else None)
+    record = platform_record(args.tenant, config, keyring)
+    if current is not None:
+        record = record.model_copy(update={"mps": current.mps, "webhook_url": current.webhook_url})
+    return apply_settings(args, record, config, keyring.seal)
+
+
+def platform_record(tenant_id: str, config: PlatformConfig, keyring: Keyring) -> TenantRecord:
+    """A record for a tenant with no provider of its own (it sends through the platform's default)."""
+    now = datetime.now(UTC)
+    return TenantRecord(
+        tenant_id=tenant_id, provider="platform", config=keyring.seal(config), verified=False, updated_at=now
+    )
+
+
 async def record_for_set(
     args: argparse.Namespace, settings: Settings, keyring: Keyring, current: TenantRecord | None
 ) -> Changed:
@@ -151,7 +193,7 @@ async def _update(args: argparse.Namespace, settings: Settings, keyring: Keyring
         raise CliError(f"no tenant {args.tenant!r} is registered.")
     changed = apply_settings(args, current, _unseal(keyring, current), keyring.seal)
     await publish_tenant(settings.broker, args.tenant, changed.record)
-    print(describe_tenant(changed.record))
+    print(describe_tenant(changed.record, settings.default_provider))
     print_secret_once(args.tenant, changed.new_secret)
     return 0
 
@@ -160,7 +202,9 @@ async def _verify(args: argparse.Namespace, settings: Settings, keyring: Keyring
     current = (await latest_tenant_records(settings.broker)).get(args.tenant)
     if current is None:
         raise CliError(f"no tenant {args.tenant!r} is registered.")
-    config = _unseal(keyring, current)
+    if current.provider == "platform":
+        raise CliError(f"tenant {args.tenant!r} has no Twilio account of its own to verify (see `tenants set`).")
+    config = _unseal_twilio(keyring, current)
     try:
         record = await verified_record(args.tenant, config, keyring, settings)
         record = record.model_copy(update={"mps": current.mps, "webhook_url": current.webhook_url})
@@ -177,7 +221,7 @@ async def _verify(args: argparse.Namespace, settings: Settings, keyring: Keyring
 async def _list(args: argparse.Namespace, settings: Settings, keyring: Keyring) -> int:
     records = await latest_tenant_records(settings.broker)
     for record in records.values():
-        print(describe_tenant(record))
+        print(describe_tenant(record, settings.default_provider))
     if not records:
         print("no tenants registered")
     return 0
@@ -214,12 +258,25 @@ async def _rotate(args: argparse.Namespace, settings: Settings, keyring: Keyring
 def _current_secret(keyring: Keyring, record: TenantRecord) -> SecretStr | None:
     """The webhook secret sealed in the tenant's current config (None when it has none or it cannot be read)."""
     try:
-        return keyring.unseal(record.config).webhook_secret
+        return _open(keyring, record).webhook_secret
     except CryptoError:
         return None
 
 
-def _unseal(keyring: Keyring, record: TenantRecord) -> TenantConfig:
+def _open(keyring: Keyring, record: TenantRecord) -> TenantConfig | PlatformConfig:
+    if record.provider == "platform":
+        return keyring.unseal_platform(record.config)
+    return keyring.unseal(record.config)
+
+
+def _unseal(keyring: Keyring, record: TenantRecord) -> TenantConfig | PlatformConfig:
+    try:
+        return _open(keyring, record)
+    except CryptoError as exc:
+        raise CliError(f"tenant {record.tenant_id}: {exc}") from None
+
+
+def _unseal_twilio(keyring: Keyring, record: TenantRecord) -> TenantConfig:
     try:
         return keyring.unseal(record.config)
     except CryptoError as exc:

@@ -1,5 +1,5 @@
 """Run the worker: the dispatcher, the log sink, status polling, tenant webhooks and the receivers of Twilio's
-webhooks (status callbacks, inbound STOP/START), in one Faust worker process.
+webhooks (status callbacks, inbound STOP/START) and of MSG91's delivery reports, in one Faust worker process.
 
 Reads the SMSDISPATCH_* environment (every variable is in docs/contract.md; the essential ones are
 SMSDISPATCH_BROKER, SMSDISPATCH_DATABASE_URL, SMSDISPATCH_ENCRYPTION_KEYS, SMSDISPATCH_PUBLIC_URL) and creates
@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import IO
 from urllib.parse import urlsplit
 
-from smsdispatch.cli._common import CliError, load_keyring, load_settings, twilio_base_url
+from smsdispatch.cli._common import CliError, check_default_provider, load_keyring, load_settings, twilio_base_url
 from smsdispatch.cli._logging import worker_logging
 
 
@@ -36,6 +36,7 @@ def run(args: argparse.Namespace) -> int:
     settings = load_settings(**overrides)
     keyring = load_keyring(settings)
     twilio_base_url(settings)
+    check_default_provider(settings)
     if settings.public_url is not None and not _is_http_url(settings.public_url):
         raise CliError("SMSDISPATCH_PUBLIC_URL must be an http:// or https:// URL with a host.", exit_code=2)
 

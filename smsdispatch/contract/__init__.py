@@ -8,7 +8,9 @@ from smsdispatch.contract._fields import MAX_BODY_CHARS, RAW_EXCERPT_BYTES, chec
 from smsdispatch.contract.messages import (
     ErrorCode,
     ErrorInfo,
+    Msg91Options,
     Outcome,
+    ProviderOptions,
     SmsDispatched,
     SmsFailed,
     SmsRequested,
@@ -22,7 +24,13 @@ from smsdispatch.contract.suppressions import (
     suppression_change,
     suppression_key,
 )
-from smsdispatch.contract.tenants import EncryptedConfig, TenantConfig, TenantRecord, describe_tenant
+from smsdispatch.contract.tenants import (
+    EncryptedConfig,
+    PlatformConfig,
+    TenantConfig,
+    TenantRecord,
+    describe_tenant,
+)
 
 __all__ = [
     "MAX_BODY_CHARS",
@@ -30,7 +38,10 @@ __all__ = [
     "EncryptedConfig",
     "ErrorCode",
     "ErrorInfo",
+    "Msg91Options",
     "Outcome",
+    "PlatformConfig",
+    "ProviderOptions",
     "SmsDispatched",
     "SmsFailed",
     "SmsRequested",

@@ -8,9 +8,9 @@ subscribers.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from smsdispatch.contract._fields import (
     Body,
@@ -19,6 +19,7 @@ from smsdispatch.contract._fields import (
     RequestId,
     TenantId,
     Timestamp,
+    no_nul,
     utcnow,
 )
 
@@ -50,6 +51,26 @@ class ErrorCode(StrEnum):
     RECIPIENT_OPTED_OUT = "recipient_opted_out"
 
 
+class Msg91Options(WireModel):
+    """An MSG91 Flow template for one request, and the variables to fill it with (the body goes in the platform's
+    body variable, SMSDISPATCH_MSG91_BODY_VAR)."""
+
+    template_id: Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+    variables: Annotated[
+        dict[
+            Annotated[str, StringConstraints(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_]+$")],
+            Annotated[str, StringConstraints(max_length=500), AfterValidator(no_nul)],
+        ],
+        Field(max_length=30),
+    ] = Field(default_factory=dict)
+
+
+class ProviderOptions(WireModel):
+    """Options a request gives each provider; a provider that is not used ignores its own."""
+
+    msg91: Msg91Options | None = None
+
+
 class SmsRequested(WireModel):
     """A request to send one SMS, published on ``sms.requested`` keyed by tenant_id."""
 
@@ -63,6 +84,9 @@ class SmsRequested(WireModel):
     #: Past this moment the request is not sent (it fails ``expired``); when it is sent, Twilio's
     #: ``ValidityPeriod`` carries the seconds left, so Twilio drops it too once stale.
     expires_at: Timestamp | None = None
+    #: Per-provider options: ``{"msg91": {"template_id", "variables"}}`` overrides the platform's MSG91 template
+    #: for this request (India's DLT rules want a registered template per message type); ignored by Twilio.
+    provider_options: ProviderOptions | None = None
 
 
 class SmsDispatched(WireModel):
@@ -70,7 +94,8 @@ class SmsDispatched(WireModel):
 
     request_id: RequestId
     tenant_id: TenantId
-    provider: Literal["twilio"] = "twilio"
+    #: ``twilio`` (the tenant's own account) or ``msg91`` (the platform's default).
+    provider: Literal["twilio", "msg91"] = "twilio"
     provider_message_id: str
     status: str
     to: str
@@ -95,7 +120,7 @@ class SmsFailed(WireModel):
 
     request_id: str | None = None
     tenant_id: str | None = None
-    provider: Literal["twilio"] | None = None
+    provider: Literal["twilio", "msg91"] | None = None
     to: str | None = None
     error: ErrorInfo
     attempts: int = Field(default=0, ge=0)

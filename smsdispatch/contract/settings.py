@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 DEFAULT_BROKER = "kafka://127.0.0.1:9092"
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///smsdispatch.db"
 DEFAULT_TWILIO_BASE_URL = "https://api.twilio.com"
+DEFAULT_MSG91_BASE_URL = "https://control.msg91.com"
 
 
 class Settings(BaseSettings):
@@ -62,6 +63,17 @@ class Settings(BaseSettings):
     #: A worker told to stop (SIGTERM, Ctrl-C) exits within this long, whatever is stuck (a broker away, say);
     #: what it could not finish is left uncommitted for the next owner. At least drain_seconds + 5 is used.
     stop_seconds: float = Field(default=30.0, gt=0)
+    #: The platform's default provider: tenants without a verified Twilio account of their own send through it.
+    default_provider: Literal["msg91"] | None = None
+    #: The platform's MSG91 account (a secret), the Flow template a request naming none is sent with, its sender
+    #: id, the template variable that carries the body, and MSG91's API (the simulator's URL offline).
+    msg91_authkey: SecretStr | None = None
+    msg91_template_id: str | None = Field(default=None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+    msg91_sender: str | None = Field(default=None, min_length=1, max_length=11)
+    msg91_body_var: str = Field(default="body", min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_]+$")
+    msg91_base_url: str = DEFAULT_MSG91_BASE_URL
+    #: The secret path token of ``POST /msg91/report/{token}``, where MSG91's delivery reports are accepted.
+    msg91_report_token: SecretStr | None = None
     #: Records held this long without one finishing, or a Kafka write unacknowledged this long, make /health say
     #: "degraded" and /live answer 503. Unset: twice the send deadline, at least 120 s (a send may take that long).
     stall_seconds: float | None = Field(default=None, gt=0)

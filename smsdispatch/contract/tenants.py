@@ -1,8 +1,10 @@
 """Tenant configuration: the record on the compacted ``sms.tenants`` topic and the secret it carries.
 
-``TenantRecord.config`` is always an :class:`EncryptedConfig` envelope. The plaintext :class:`TenantConfig`
-exists only in memory: ``repr()`` and ``model_dump()`` of it never show the secrets (``SecretStr``); only
-:meth:`TenantConfig.to_plaintext_json` reveals them, and only the encryption layer calls it.
+A tenant either brings its own Twilio account (``provider: "twilio"``, sealed :class:`TenantConfig`) or has no
+provider of its own and sends through the platform's default (``provider: "platform"``, sealed
+:class:`PlatformConfig`: only its webhook secret). ``TenantRecord.config`` is always an :class:`EncryptedConfig`
+envelope. The plaintext configs exist only in memory: ``repr()`` and ``model_dump()`` never show their secrets
+(``SecretStr``); only their ``to_plaintext_json`` reveals them, and only the encryption layer calls it.
 """
 
 from __future__ import annotations
@@ -36,7 +38,9 @@ class TenantRecord(WireModel):
     """The value on ``sms.tenants`` (key: tenant_id; a null value removes the tenant)."""
 
     tenant_id: TenantId
-    provider: Literal["twilio"] = "twilio"
+    #: ``twilio``: the tenant's own Twilio account (used once verified); ``platform``: none of its own, so it sends
+    #: through the platform's default provider (SMSDISPATCH_DEFAULT_PROVIDER).
+    provider: Literal["twilio", "platform"] = "twilio"
     config: EncryptedConfig
     verified: bool = False
     verified_at: Timestamp | None = None
@@ -132,9 +136,29 @@ class TenantConfig(BaseModel):
         return json.dumps({k: v for k, v in document.items() if v is not None}).encode()
 
 
-def describe_tenant(record: TenantRecord) -> str:
-    """One line about a tenant for ``tenants list``: never the secrets."""
-    state = "verified" if record.verified else "NOT verified"
+class PlatformConfig(BaseModel):
+    """The decrypted secrets of a tenant on the platform's default provider: its webhook signing secret, if any."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)
+
+    webhook_secret: SecretStr | None = Field(default=None, min_length=1)
+
+    def to_plaintext_json(self) -> bytes:
+        """The secret-bearing JSON that gets encrypted. Never log or publish what this returns."""
+        secret = self.webhook_secret.get_secret_value() if self.webhook_secret else None
+        return json.dumps({"webhook_secret": secret} if secret else {}).encode()
+
+
+def describe_tenant(record: TenantRecord, default_provider: str | None = None) -> str:
+    """One line about a tenant for ``tenants list``: never the secrets. ``default_provider``: the platform's
+    (SMSDISPATCH_DEFAULT_PROVIDER), which tenants without a verified Twilio account send through."""
+    if record.provider == "platform":
+        state = f"platform default ({default_provider or 'none configured'})"
+    elif record.verified:
+        state = "verified"
+    else:
+        fallback = f", sends through the platform default ({default_provider})" if default_provider else ""
+        state = f"NOT verified{fallback}"
     kind = " (test credentials)" if record.test_credentials else ""
     account = f", {record.account_type}" if record.account_type else ""
     updated = f"{record.updated_at:%Y-%m-%dT%H:%M:%SZ}"

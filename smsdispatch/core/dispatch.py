@@ -246,7 +246,9 @@ class Dispatcher:
                 async with asyncio.timeout(self._options.send_deadline):
                     return await send_one(sender, request, previous, started, claimed)
             except TimeoutError:
-                return failed_outcome(request, _unfinished(self._options.send_deadline), attempts=1)
+                return failed_outcome(
+                    request, _unfinished(self._options.send_deadline, tenant), attempts=1, provider=tenant.provider
+                )
             except Exception as exc:  # a bug must not lose the request: report it, unknown whether sent
                 log.exception("unexpected error sending request %s", request.request_id)
                 problem = ErrorInfo(
@@ -319,8 +321,9 @@ class Dispatcher:
         await until_taken(write, self._kafka_trouble, "a Kafka write", sleep=self._sleep)
 
 
-def _unfinished(deadline: float) -> ErrorInfo:
+def _unfinished(deadline: float, tenant: ReadyTenant) -> ErrorInfo:
+    provider = "Twilio" if tenant.twilio is not None else "MSG91"
     return ErrorInfo(
         code=ErrorCode.OUTCOME_UNKNOWN,
-        message=f"the send did not finish within {deadline:g}s; Twilio may have accepted it",
+        message=f"the send did not finish within {deadline:g}s; {provider} may have accepted it",
     )

@@ -59,6 +59,7 @@ class LogSink:
         self._max_delay = max_delay
         self._sleep = sleep  # injectable so tests ride out an outage without waiting for it
         self._log: DispatchLog | None = None
+        self._opening = asyncio.Lock()  # the sink's batches and the report page may both open it first
         self._trouble = ThrottledWarning(log)
 
     async def write(self, outcomes: Sequence[Loggable]) -> None:
@@ -84,10 +85,20 @@ class LogSink:
             return
         self._metrics.sink_rows.inc(len(outcomes))
 
+    async def tenant_of(self, provider_message_id: str) -> str | None:
+        """The tenant whose row carries ``provider_message_id`` (any tenant's: for a provider whose ids are the
+        platform's own, such as MSG91's), or None. Raises :class:`StorageError` while the database is away."""
+        row = await (await self._opened()).find_by_provider_message_id(provider_message_id)
+        return None if row is None else row.tenant_id
+
     async def _record(self, outcomes: Sequence[Loggable]) -> None:
-        if self._log is None:
-            self._log = await DispatchLog.open(self._url)
-        await self._log.record(outcomes)
+        await (await self._opened()).record(outcomes)
+
+    async def _opened(self) -> DispatchLog:
+        async with self._opening:
+            if self._log is None:
+                self._log = await DispatchLog.open(self._url)
+            return self._log
 
     async def _narrow_down(self, outcomes: Sequence[Loggable], error: StorageError) -> None:
         if len(outcomes) > 1:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 
+from smsdispatch.adapters.sms import ProviderName
 from smsdispatch.adapters.twilio import ProviderError, SendResult
 from smsdispatch.contract import ErrorInfo, Outcome, SmsDispatched, SmsFailed, SmsRequested
 
@@ -13,6 +14,7 @@ def dispatched_outcome(request: SmsRequested, result: SendResult, attempts: int)
     return SmsDispatched(
         request_id=request.request_id,
         tenant_id=request.tenant_id,
+        provider=result.provider,
         provider_message_id=result.message_id,
         status=result.status,
         to=request.to,
@@ -26,11 +28,14 @@ def dispatched_outcome(request: SmsRequested, result: SendResult, attempts: int)
     )
 
 
-def failed_outcome(request: SmsRequested, error: ErrorInfo, attempts: int, provider: bool = True) -> SmsFailed:
+def failed_outcome(
+    request: SmsRequested, error: ErrorInfo, attempts: int, provider: ProviderName = "twilio"
+) -> SmsFailed:
+    """``provider``: the one the request went to (named only when it was tried: ``attempts`` > 0)."""
     return SmsFailed(
         request_id=request.request_id,
         tenant_id=request.tenant_id,
-        provider="twilio" if provider and attempts > 0 else None,
+        provider=provider if attempts > 0 else None,
         to=request.to,
         error=error,
         attempts=attempts,
@@ -42,12 +47,13 @@ def failed_outcome(request: SmsRequested, error: ErrorInfo, attempts: int, provi
 
 
 def error_info(error: ProviderError, message: str | None = None) -> ErrorInfo:
-    """The docs/contract.md error of a provider error: its code, Twilio's numeric code, whether a resend may help."""
+    """The docs/contract.md error of a provider error: its code, the provider's numeric code, whether a resend may
+    help."""
     return ErrorInfo(
         code=error.error_code,
         message=message or error.message,
         provider_code=error.provider_code,
-        retryable=error.retryable,
+        retryable=error.retryable or error.resend_may_help,
     )
 
 

@@ -102,9 +102,11 @@ def poll_key(tenant_id: str, sid: str) -> bytes:
 
 
 def should_track(outcome: SmsDispatched, tenant: ReadyTenant | TenantRecord) -> bool:
-    """Whether a dispatched message gets polled: not for test credentials, and not once it is final."""
+    """Whether a dispatched message gets polled: only Twilio's (MSG91 has no status look-up; its reports are all
+    there is), not for test credentials, and not once it is final."""
     record = tenant.record if isinstance(tenant, ReadyTenant) else tenant
-    return not record.test_credentials and outcome.status not in FINAL_STATUSES
+    twilio = outcome.provider == "twilio" and (tenant.twilio is not None if isinstance(tenant, ReadyTenant) else True)
+    return twilio and not record.test_credentials and outcome.status not in FINAL_STATUSES
 
 
 def pending_for(outcome: SmsDispatched, poll_seconds: float) -> tuple[bytes, PendingPoll]:

@@ -60,7 +60,9 @@ def require_signed(
     """The tenant, once the request is proven to come from Twilio for it; else :class:`CallbackRejected`."""
     if not isinstance(tenant, ReadyTenant):
         raise CallbackRejected(404, f"no verified tenant {tenant_id!r}")
-    token = tenant.config.signing_token
+    if tenant.twilio is None:  # it sends through the platform's default: Twilio has nothing to tell about it
+        raise CallbackRejected(404, f"tenant {tenant_id!r} does not send through a Twilio account")
+    token = tenant.twilio.signing_token
     if token is None or signature is None or not is_valid_signature(token, url, form, signature):
         raise CallbackRejected(403, "missing or invalid X-Twilio-Signature")
     return tenant

@@ -24,8 +24,9 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 
+from smsdispatch.adapters.sms import ProviderName
 from smsdispatch.contract import ErrorInfo
-from smsdispatch.core.tenants import ConfigOpener, ReadyTenant, TenantDirectory
+from smsdispatch.core.tenants import ConfigOpener, PlatformOpener, ReadyTenant, TenantDirectory
 
 log = logging.getLogger(__name__)
 
@@ -36,10 +37,21 @@ EndOffsets = Callable[[], Awaitable[Mapping[int, int]]]
 class TenantView:
     """The latest record of every tenant, with how far each partition has been applied."""
 
-    def __init__(self, open_config: ConfigOpener, end_offsets: EndOffsets, *, wait: float = 2.0) -> None:
+    def __init__(
+        self,
+        open_config: ConfigOpener,
+        end_offsets: EndOffsets,
+        *,
+        wait: float = 2.0,
+        open_platform: PlatformOpener | None = None,
+        default_provider: ProviderName | None = None,
+    ) -> None:
+        """``open_platform`` and ``default_provider``: see :class:`TenantDirectory`."""
         self._records: dict[bytes, bytes] = {}
         self._positions: dict[int, int] = {}
-        self._directory = TenantDirectory(self._records, open_config)
+        self._directory = TenantDirectory(
+            self._records, open_config, open_platform=open_platform, default_provider=default_provider
+        )
         self._end_offsets = end_offsets
         self._wait = wait
         self._moved = asyncio.Event()

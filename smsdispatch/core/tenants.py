@@ -13,26 +13,52 @@ from dataclasses import dataclass
 
 from pydantic import ValidationError
 
-from smsdispatch.contract import EncryptedConfig, ErrorCode, ErrorInfo, TenantConfig, TenantRecord
+from smsdispatch.adapters.sms import ProviderName
+from smsdispatch.contract import EncryptedConfig, ErrorCode, ErrorInfo, PlatformConfig, TenantConfig, TenantRecord
 
 
 @dataclass(frozen=True)
 class ReadyTenant:
-    """A verified tenant with its decrypted configuration (held in memory only)."""
+    """A tenant that can send, with its decrypted configuration (held in memory only), and the provider it sends
+    through: ``twilio`` (its own verified account; ``config`` is a :class:`TenantConfig`) or the platform's
+    default (``config`` holds only its secrets: a :class:`PlatformConfig`, or the :class:`TenantConfig` of a
+    Twilio account not verified)."""
 
     record: TenantRecord
-    config: TenantConfig
+    config: TenantConfig | PlatformConfig
+    provider: ProviderName = "twilio"
+
+    @property
+    def twilio(self) -> TenantConfig | None:
+        """The tenant's own Twilio configuration when it sends through it; None otherwise."""
+        return self.config if self.provider == "twilio" and isinstance(self.config, TenantConfig) else None
 
 
 ConfigOpener = Callable[[EncryptedConfig], TenantConfig]
+PlatformOpener = Callable[[EncryptedConfig], PlatformConfig]
 
 
 class TenantDirectory:
-    """Answers "can this tenant send, and with what?" from the records held in ``store``."""
+    """Answers "can this tenant send, and with what?" from the records held in ``store``.
 
-    def __init__(self, store: Mapping[bytes, bytes], open_config: ConfigOpener) -> None:
+    The rules, per tenant: never registered, ``unknown_tenant``; a verified Twilio account of its own, Twilio;
+    otherwise (a Twilio account not verified, or none: ``tenants add``) the platform's ``default_provider``,
+    or ``tenant_not_verified`` when there is none. A configuration that cannot be decrypted is
+    ``tenant_not_verified`` (retryable: the keys are the operator's to fix), whatever the provider.
+    """
+
+    def __init__(
+        self,
+        store: Mapping[bytes, bytes],
+        open_config: ConfigOpener,
+        *,
+        open_platform: PlatformOpener | None = None,
+        default_provider: ProviderName | None = None,
+    ) -> None:
         self._store = store
         self._open_config = open_config
+        self._open_platform = open_platform
+        self._default = default_provider
         self._cache: dict[str, tuple[bytes, ReadyTenant | ErrorInfo]] = {}
 
     def lookup(self, tenant_id: str) -> ReadyTenant | ErrorInfo:
@@ -55,17 +81,27 @@ class TenantDirectory:
                 code=ErrorCode.TENANT_NOT_VERIFIED,
                 message=f"the record of tenant {tenant_id!r} on sms.tenants is not a valid TenantRecord",
             )
-        if not record.verified:
+        own_twilio = record.provider == "twilio" and record.verified
+        if not own_twilio and self._default is None:
+            why = "has no provider of its own" if record.provider == "platform" else "its Twilio credentials are not"
+            why = why if record.provider == "platform" else f"{why} verified"
             return ErrorInfo(
                 code=ErrorCode.TENANT_NOT_VERIFIED,
-                message=f"tenant {tenant_id!r} is registered but its Twilio credentials are not verified",
+                message=f"tenant {tenant_id!r} is registered but {why}, and no platform default provider is set",
             )
         try:
-            config = self._open_config(record.config)
+            config: TenantConfig | PlatformConfig
+            if record.provider == "platform":
+                if self._open_platform is None:
+                    raise RuntimeError("this worker cannot open platform tenants' configurations")
+                config = self._open_platform(record.config)
+            else:
+                config = self._open_config(record.config)
         except Exception as exc:  # the opener's errors name the key id, never the key
             return ErrorInfo(
                 code=ErrorCode.TENANT_NOT_VERIFIED,
                 message=f"the configuration of tenant {tenant_id!r} cannot be decrypted: {exc}",
                 retryable=True,
             )
-        return ReadyTenant(record=record, config=config)
+        provider: ProviderName = "twilio" if own_twilio else self._default or "twilio"
+        return ReadyTenant(record=record, config=config, provider=provider)

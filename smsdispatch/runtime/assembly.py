@@ -18,7 +18,9 @@ import httpx
 from aiokafka.partitioner import murmur2
 
 from smsdispatch.adapters.crypto import Keyring
+from smsdispatch.adapters.msg91 import Msg91Account, Msg91Http, Msg91Provider
 from smsdispatch.adapters.twilio import RetryPolicy, TwilioHttp, TwilioProvider
+from smsdispatch.contract import TenantConfig
 from smsdispatch.contract.settings import Settings
 from smsdispatch.core.admission import Admission
 from smsdispatch.core.dispatch import Dispatcher
@@ -34,6 +36,7 @@ from smsdispatch.core.polling import PollOptions, StatusPoller
 from smsdispatch.core.rates import SendingRates
 from smsdispatch.core.senders import SenderPool
 from smsdispatch.core.tenant_view import TenantView
+from smsdispatch.core.tenants import ReadyTenant
 from smsdispatch.core.tracking import Tracker
 from smsdispatch.core.webhook_delivery import (
     DeliveryOptions,
@@ -76,7 +79,13 @@ class WorkerParts:
         if tenant_view is None:
             # A child of the app, so started and stopped with it: it loads before the web server (a child added
             # later) answers callbacks, and stops after it.
-            self.follower = TenantFollower(settings.broker, keyring.unseal, partitions=settings.partitions)
+            self.follower = TenantFollower(
+                settings.broker,
+                keyring.unseal,
+                partitions=settings.partitions,
+                open_platform=keyring.unseal_platform,
+                default_provider=settings.default_provider,
+            )
             app.add_dependency(self.follower)
             tenant_view = self.follower.view
         #: Every tenant, not only those of this worker's partitions: a callback may reach any worker.
@@ -106,6 +115,7 @@ class WorkerParts:
         self.metrics.kafka_write_wait.set_function(self.writes.oldest_age)
         self.metrics.degraded.set_function(lambda: float(bool(self.liveness.verdict().reasons)))
         self._http: TwilioHttp | None = None
+        self._msg91: Msg91Provider | None = None
         self._dispatcher: Dispatcher | None = None
         self._tracker: Tracker | None = None
         self._webhook_client: httpx.AsyncClient | None = None
@@ -135,6 +145,23 @@ class WorkerParts:
             self._http = TwilioHttp(self.settings.twilio_base_url, max_connections=connections)
         return self._http
 
+    def msg91(self) -> Msg91Provider | None:
+        """The platform's MSG91 account when it is the default provider (built on first use, in the running loop)."""
+        settings = self.settings
+        if self._msg91 is None and settings.default_provider == "msg91":
+            if settings.msg91_authkey is None or settings.msg91_template_id is None:
+                raise ValueError("SMSDISPATCH_DEFAULT_PROVIDER=msg91 needs SMSDISPATCH_MSG91_AUTHKEY and _TEMPLATE_ID")
+            account = Msg91Account(
+                authkey=settings.msg91_authkey,
+                template_id=settings.msg91_template_id,
+                sender=settings.msg91_sender,
+                body_var=settings.msg91_body_var,
+            )
+            retry = RetryPolicy(max_elapsed=settings.send_deadline_seconds / 2)
+            http = Msg91Http(settings.msg91_base_url, max_connections=max(settings.tenant_concurrency, 100))
+            self._msg91 = Msg91Provider(account, http, retry)
+        return self._msg91
+
     def dispatcher(self) -> Dispatcher:
         if self._dispatcher is None:
             settings = self.settings
@@ -147,6 +174,7 @@ class WorkerParts:
                     # 429 retries get half the send deadline; the rest is for the last attempt and reconciliation.
                     retry=RetryPolicy(max_elapsed=settings.send_deadline_seconds / 2),
                     public_url=settings.public_url,
+                    msg91=self.msg91(),
                 ),
                 options=DispatcherOptions(
                     tenant_concurrency=settings.tenant_concurrency,
@@ -173,6 +201,8 @@ class WorkerParts:
             await self._tracker.stop_deliveries()
         if self._http is not None:
             await self._http.aclose()
+        if self._msg91 is not None:
+            await self._msg91.aclose()
         if self._webhook_client is not None:
             await self._webhook_client.aclose()
 
@@ -200,7 +230,7 @@ class WorkerParts:
         client = self._webhook_client = new_webhook_client()
         poller = StatusPoller(
             tenants=tenants.lookup,
-            providers=lambda tenant: TwilioProvider(tenant.config, http, RetryPolicy(max_elapsed=10.0)),
+            providers=lambda tenant: TwilioProvider(_twilio(tenant), http, RetryPolicy(max_elapsed=10.0)),
             options=PollOptions(poll_seconds=settings.status_poll_seconds),
             on_result=metrics.count_poll,
         )
@@ -225,3 +255,10 @@ class WorkerParts:
             poll_seconds=settings.status_poll_seconds,
             metrics=metrics,
         )
+
+
+def _twilio(tenant: ReadyTenant) -> TenantConfig:
+    """The Twilio configuration of a tenant whose messages are polled (only Twilio's are: polling.should_track)."""
+    if tenant.twilio is None:
+        raise ValueError(f"tenant {tenant.record.tenant_id!r} does not send through a Twilio account")
+    return tenant.twilio

@@ -12,10 +12,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from smsdispatch.adapters.sms import ProviderName
 from smsdispatch.contract.topics import SUPPRESSIONS, TENANTS
 from smsdispatch.core.suppressions import SuppressionView
 from smsdispatch.core.tenant_view import TenantView
-from smsdispatch.core.tenants import ConfigOpener
+from smsdispatch.core.tenants import ConfigOpener, PlatformOpener
 from smsdispatch.runtime.compacted import CompactedFollower
 
 
@@ -30,13 +31,21 @@ class TenantFollower(CompactedFollower):
         *,
         partitions: int,
         wait: float = 2.0,
+        open_platform: PlatformOpener | None = None,
+        default_provider: ProviderName | None = None,
         topic: str = TENANTS,
         consumer_factory: Callable[[], Any] | None = None,
         retry_seconds: float = 1.0,
         **kwargs: Any,
     ) -> None:
         # The view asks the follower where the topic ends; a lambda, since the method is bound only once built.
-        self.view = TenantView(open_config, lambda: self.end_offsets(), wait=wait)
+        self.view = TenantView(
+            open_config,
+            lambda: self.end_offsets(),
+            wait=wait,
+            open_platform=open_platform,
+            default_provider=default_provider,
+        )
         super().__init__(
             broker_url,
             self.view,

@@ -1,10 +1,11 @@
-"""The worker's web pages: health, readiness, metrics, and Twilio's two webhooks (status callbacks, inbound
-messages).
+"""The worker's web pages: health, readiness, metrics, Twilio's two webhooks (status callbacks, inbound
+messages) and MSG91's delivery reports.
 
-Twilio's webhooks may reach any worker (behind a load balancer), so both are checked against the view of every
-tenant (:mod:`smsdispatch.core.tenant_view`), and what they produce goes to Kafka, never to local state only:
-a status to ``sms.status``, an opt-out change to the suppression list through ``opt_out_changed``, which returns
-once it is durable. A webhook is answered 200 only after that, so Twilio retries one that was not recorded.
+Providers' webhooks may reach any worker (behind a load balancer), so Twilio's are checked against the view of
+every tenant (:mod:`smsdispatch.core.tenant_view`), MSG91's against the platform's report token, and what they
+produce goes to Kafka, never to local state only: a status to ``sms.status``, an opt-out change to the
+suppression list through ``opt_out_changed``, which returns once it is durable. A webhook is answered 200 only
+after that, so a provider retries one that was not recorded.
 """
 
 from __future__ import annotations
@@ -15,12 +16,14 @@ from typing import Any
 
 from faust.web import View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import SecretStr
 
 from smsdispatch.contract import topics
 from smsdispatch.core.inbound import EMPTY_TWIML, OptOutChange, opt_out_from_inbound
 from smsdispatch.core.ledger import Ledger
 from smsdispatch.core.liveness import Liveness
 from smsdispatch.core.metrics import DispatchMetrics
+from smsdispatch.core.reports import ReportRefused, TenantOfMessage, require_token, statuses_from_reports
 from smsdispatch.core.status import CallbackRejected, status_from_callback
 from smsdispatch.core.tenant_view import TenantView
 from smsdispatch.runtime.app import StreamsApp
@@ -41,6 +44,8 @@ def add_pages(
     opt_out_changed: Callable[[OptOutChange], Awaitable[None]],
     ready: Callable[[], bool],
     pending: Callable[[], dict[str, int]] = dict,
+    msg91_report_token: SecretStr | None = None,
+    tenant_of_message: TenantOfMessage | None = None,
 ) -> None:
     """Register every page on the app (they serve once the app's web server runs)."""
     app = streams.app
@@ -126,5 +131,26 @@ def add_pages(
                 log.info("a recipient %s tenant %s's messages by an inbound message", what, tenant_id)
             return self.text(EMPTY_TWIML, content_type="text/xml", status=200)
 
+    @app.page("/msg91/report/{token}")
+    class Msg91Report(View):
+        """MSG91's delivery reports (JSON, v3 or "Webhook (New)"; or v2's form): 200 once every record is on
+        ``sms.status``; 403 for a wrong token, 400 for a body that holds no report."""
+
+        async def post(self, request: Any, token: str) -> Any:
+            try:
+                require_token(msg91_report_token, token)
+                body = await request.read()
+                read = await statuses_from_reports(body, request.content_type, tenant_of_message or _no_log)
+            except ReportRefused as refused:
+                log.warning("MSG91 report refused: %s", refused)
+                return self.text(str(refused), status=refused.status)
+            for status in read.statuses:
+                await streams.publish(topics.STATUS, status.tenant_id.encode(), status.to_bytes())
+            return self.json({"recorded": len(read.statuses), "unmatched": read.unmatched})
+
     # Registered on the app by their decorators; named here so that nothing reads as unused.
-    _ = (health, live, readiness, prometheus, StatusCallback, InboundMessage)
+    _ = (health, live, readiness, prometheus, StatusCallback, InboundMessage, Msg91Report)
+
+
+async def _no_log(provider_message_id: str) -> str | None:
+    return None

@@ -81,6 +81,8 @@ def build_worker(
         opt_out_changed=parts.opt_outs.inbound,
         pending=lambda: dict(zip(("polls", "webhooks"), parts.tracker().pending(), strict=True)),
         ready=lambda: _ready(streams, parts),
+        msg91_report_token=settings.msg91_report_token,
+        tenant_of_message=parts.sink.tenant_of,
     )
 
     @streams.app.on_before_shutdown.connect

@@ -70,23 +70,27 @@ def test_demo_runs_to_completion_and_summarises_every_path(kafka_broker_url: str
 
     assert completed.returncode == 0, f"{output}\n{completed.stderr}"
     outcomes = counts(summary_line(output, "outcomes on the topics:"))
-    assert outcomes["dispatched"] == 8
+    assert outcomes["dispatched"] == 10
     assert outcomes["failed"] == 10
+    # The platform default sends for the tenant added without a provider and the one not verified on Twilio.
+    assert counts(summary_line(output, "by provider:")) == {"twilio": 12, "msg91": 3}
     by_status = counts(summary_line(output, "by status:"))
-    assert by_status["delivered"] == 6  # every live message, through its signed status callback
+    # Every live Twilio message through its signed status callback, both MSG91 ones through their reports.
+    assert by_status["delivered"] == 8
     assert by_status["queued"] == 1  # test credentials: accepted, never delivered
     assert by_status["failed"] == 10
+    assert re.search(r"-platform\s+\S+\s+msg91\s+delivered", output), output
     assert counts(summary_line(output, "by error code:")) == {
         "expired": 1,
         "invalid_request": 1,
-        "provider_rejected": 5,
+        "provider_rejected": 6,
         "recipient_opted_out": 1,
-        "tenant_not_verified": 1,
         "unknown_tenant": 1,
     }
     assert counts(summary_line(output, "by provider code:")) == {
         **dict.fromkeys(["21211", "21408", "21612", "21614"], 1),
         "21610": 2,  # Twilio's refusal of the magic number, and the opted-out recipient refused without a send
+        "202": 1,  # MSG91's invalid number
     }
     webhooks = summary_line(output, "webhooks:")
     assert "verified with standardwebhooks" in webhooks

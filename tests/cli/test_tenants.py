@@ -303,3 +303,56 @@ def test_a_bad_rate_or_webhook_url_is_bad_usage(
 def test_update_of_an_unknown_tenant_is_one_sentence(env: Keyring, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["tenants", "update", tenant_id(), "--mps", "1"]) == 1
     assert "no tenant" in capsys.readouterr().err
+
+
+def test_add_registers_a_tenant_on_the_platform_default_and_list_shows_its_provider(
+    env: Keyring, kafka_broker_url: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tenant = tenant_id()
+    assert main(["tenants", "add", tenant, "--mps", "4", "--webhook-url", "https://hooks.example/p"]) == 0
+    secret = printed_secret(capsys.readouterr().out)
+
+    record = asyncio.run(latest_tenant_records(kafka_broker_url))[tenant]
+    assert (record.provider, record.verified, record.mps) == ("platform", False, 4)
+    opened = env.unseal_platform(record.config).webhook_secret
+    assert opened is not None
+    assert opened.get_secret_value() == secret
+    monkeypatch.setenv("SMSDISPATCH_DEFAULT_PROVIDER", "msg91")
+    assert main(["tenants", "list"]) == 0
+    listing = capsys.readouterr().out
+    assert f"{tenant}: platform default (msg91), 4 segments/s" in listing
+    assert secret not in listing
+
+
+def test_update_and_rotate_work_on_a_platform_tenant_and_verify_says_there_is_nothing_to_verify(
+    env: Keyring, kafka_broker_url: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tenant = tenant_id()
+    assert main(["tenants", "add", tenant, "--webhook-url", "https://hooks.example/q"]) == 0
+    secret = printed_secret(capsys.readouterr().out)
+
+    assert main(["tenants", "update", tenant, "--mps", "9"]) == 0
+    assert main(["tenants", "verify", tenant]) == 1
+    assert "no Twilio account of its own to verify" in capsys.readouterr().err
+    new_key = generate_key()
+    monkeypatch.setenv("SMSDISPATCH_ENCRYPTION_KEYS", f"{new_key},{os.environ['SMSDISPATCH_ENCRYPTION_KEYS']}")
+    assert main(["tenants", "rotate"]) in (0, 1)  # other tests' tenants are sealed under keys this one lacks
+
+    record = asyncio.run(latest_tenant_records(kafka_broker_url))[tenant]
+    assert (record.provider, record.mps, record.config.kid) == ("platform", 9, Keyring.from_value(new_key).current_kid)
+    opened = Keyring.from_value(os.environ["SMSDISPATCH_ENCRYPTION_KEYS"]).unseal_platform(record.config)
+    assert opened.webhook_secret is not None
+    assert opened.webhook_secret.get_secret_value() == secret
+
+
+def test_set_turns_a_platform_tenant_into_a_twilio_one_keeping_its_webhook_secret(
+    env: Keyring, kafka_broker_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tenant = tenant_id()
+    assert main(["tenants", "add", tenant, "--webhook-url", "https://hooks.example/r"]) == 0
+    secret = printed_secret(capsys.readouterr().out)
+
+    assert main(["tenants", "set", tenant, *LIVE_ARGS]) == 0
+
+    record = asyncio.run(latest_tenant_records(kafka_broker_url))[tenant]
+    assert (record.provider, record.verified, sealed_secret(env, record)) == ("twilio", True, secret)

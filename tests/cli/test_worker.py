@@ -47,3 +47,42 @@ def test_a_twilio_base_url_with_a_password_is_refused_in_one_sentence_that_does_
         "smsdispatch worker: The Twilio base URL must not carry a user name or password (SMSDISPATCH_TWILIO_BASE_URL)."
     )
     assert "pr0xy-s3cret" not in err
+
+
+@pytest.mark.parametrize(
+    ("settings", "complaint"),
+    [
+        ({}, "SMSDISPATCH_DEFAULT_PROVIDER=msg91 needs SMSDISPATCH_MSG91_AUTHKEY and SMSDISPATCH_MSG91_TEMPLATE_ID."),
+        (
+            {"SMSDISPATCH_MSG91_AUTHKEY": "k3y-s3cret"},
+            "SMSDISPATCH_DEFAULT_PROVIDER=msg91 needs SMSDISPATCH_MSG91_TEMPLATE_ID.",
+        ),
+        (
+            {
+                "SMSDISPATCH_MSG91_AUTHKEY": "k3y-s3cret",
+                "SMSDISPATCH_MSG91_TEMPLATE_ID": "tpl",
+                "SMSDISPATCH_MSG91_BASE_URL": "https://u:k3y-s3cret@msg91.example",
+            },
+            "SMSDISPATCH_MSG91_BASE_URL must be an http(s) URL with a host and no user name or password.",
+        ),
+    ],
+    ids=["nothing", "no-template", "password-in-url"],
+)
+def test_an_incomplete_msg91_default_is_refused_in_one_sentence(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    settings: dict[str, str],
+    complaint: str,
+) -> None:
+    monkeypatch.setenv("SMSDISPATCH_ENCRYPTION_KEYS", generate_key())
+    monkeypatch.setenv("SMSDISPATCH_DEFAULT_PROVIDER", "msg91")
+    for name, value in settings.items():
+        monkeypatch.setenv(name, value)
+
+    code = cli(["worker", "--data-dir", str(tmp_path)])
+
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.strip() == f"smsdispatch worker: {complaint}"
+    assert "k3y-s3cret" not in err

@@ -92,6 +92,7 @@ def test_request_schema_requires_exactly_the_mandatory_fields(requested: dict[st
         "metadata",
         "resend_of",
         "expires_at",
+        "provider_options",
     }
 
 

@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from smsdispatch.adapters.crypto import Keyring, generate_key
+from smsdispatch.adapters.sms import ProviderName
 from smsdispatch.adapters.twilio import OutgoingSms, SendResult, segment_info
 from smsdispatch.contract import SmsRequested, TenantConfig, TenantRecord, topics
 from smsdispatch.core.admission import Admission
@@ -195,6 +196,8 @@ class FakeSender:
         pause: Callable[[], Any] | None = None,
     ) -> None:
         self.tenant_id = tenant_id
+        self.name = "Twilio"
+        self.provider: ProviderName = "twilio"
         self.exact_bodies = True
         self.sent: list[OutgoingSms] = []
         self.looked_up: list[tuple[str, str, datetime]] = []

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Literal
 
 import pytest
 from pydantic import SecretStr
 
 from smsdispatch.adapters.crypto import Keyring, generate_key
-from smsdispatch.contract import EncryptedConfig, ErrorCode, ErrorInfo, TenantConfig, TenantRecord
+from smsdispatch.contract import EncryptedConfig, ErrorCode, ErrorInfo, PlatformConfig, TenantConfig, TenantRecord
 from smsdispatch.core.tenants import ReadyTenant, TenantDirectory
 from tests.accounts import ACCOUNT_SID, AUTH_TOKEN
 
@@ -114,7 +115,9 @@ def test_a_changed_record_takes_effect_on_the_next_lookup(keyring: Keyring) -> N
 
     assert isinstance(before, ReadyTenant)
     assert isinstance(after, ReadyTenant)
-    assert (before.config.from_number, after.config.from_number) == ("+15005550006", "+15017122661")
+    assert before.twilio is not None
+    assert after.twilio is not None
+    assert (before.twilio.from_number, after.twilio.from_number) == ("+15005550006", "+15017122661")
     assert opener.opened == 2
 
 
@@ -145,3 +148,61 @@ def test_the_ready_tenant_repr_shows_no_secret(keyring: Keyring) -> None:
     ready = TenantDirectory({b"acme": record(keyring)}, keyring.unseal).lookup("acme")
 
     assert AUTH_TOKEN not in repr(ready)
+
+
+def platform_record(keyring: Keyring, tenant_id: str = "acme") -> bytes:
+    sealed = keyring.seal(PlatformConfig(webhook_secret=SecretStr("whsec_c2VjcmV0")))
+    return TenantRecord(tenant_id=tenant_id, provider="platform", config=sealed, updated_at=T0).to_bytes()
+
+
+def platform_directory(
+    store: dict[bytes, bytes], keyring: Keyring, default: Literal["msg91"] | None = "msg91"
+) -> TenantDirectory:
+    return TenantDirectory(
+        store,
+        keyring.unseal,
+        open_platform=keyring.unseal_platform,
+        default_provider=default,
+    )
+
+
+def test_a_verified_twilio_tenant_sends_through_twilio_even_with_a_platform_default(keyring: Keyring) -> None:
+    tenant = platform_directory({b"acme": record(keyring)}, keyring).lookup("acme")
+
+    assert isinstance(tenant, ReadyTenant)
+    assert tenant.provider == "twilio"
+    assert tenant.twilio is not None
+
+
+def test_an_unverified_twilio_tenant_sends_through_the_platform_default(keyring: Keyring) -> None:
+    tenant = platform_directory({b"acme": record(keyring, verified=False)}, keyring).lookup("acme")
+
+    assert isinstance(tenant, ReadyTenant)
+    assert (tenant.provider, tenant.twilio) == ("msg91", None)
+
+
+def test_a_platform_tenant_sends_through_the_platform_default_with_its_webhook_secret(keyring: Keyring) -> None:
+    tenant = platform_directory({b"acme": platform_record(keyring)}, keyring).lookup("acme")
+
+    assert isinstance(tenant, ReadyTenant)
+    assert (tenant.provider, tenant.twilio) == ("msg91", None)
+    assert tenant.config.webhook_secret is not None
+    assert tenant.config.webhook_secret.get_secret_value() == "whsec_c2VjcmV0"
+
+
+@pytest.mark.parametrize("verified", [False, None], ids=["unverified-twilio", "platform"])
+def test_without_a_platform_default_a_tenant_without_verified_twilio_is_not_verified(
+    keyring: Keyring, verified: bool | None
+) -> None:
+    stored = platform_record(keyring) if verified is None else record(keyring, verified=False)
+
+    error = error_of(platform_directory({b"acme": stored}, keyring, default=None).lookup("acme"))
+
+    assert error.code is ErrorCode.TENANT_NOT_VERIFIED
+    assert "no platform default provider" in error.message
+
+
+def test_a_tenant_never_registered_stays_unknown_with_a_platform_default(keyring: Keyring) -> None:
+    error = error_of(platform_directory({}, keyring).lookup("ghost"))
+
+    assert error.code is ErrorCode.UNKNOWN_TENANT

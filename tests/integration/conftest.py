@@ -29,7 +29,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from smsdispatch.adapters.crypto import Keyring, generate_key
 from smsdispatch.cli import build_parser
 from smsdispatch.cli import main as cli
-from smsdispatch.cli.tenants import record_for_set
+from smsdispatch.cli.tenants import record_for_add, record_for_set
 from smsdispatch.client import publish_tenants
 from smsdispatch.contract import topics
 from smsdispatch.contract.settings import Settings, bootstrap_servers
@@ -43,6 +43,10 @@ _NOTABLE = ("[WARNING]", "[ERROR]", "[CRITICAL]")
 
 MAGIC_FROM_OK = "+15005550006"
 LIVE_NUMBER = "+14155550100"
+#: The Flow templates of the simulator's MSG91 account in a stack made with ``msg91=True``: the platform's, and
+#: one more a request may name in ``provider_options``.
+MSG91_TEMPLATE = "tpl_platform_sms"
+MSG91_OTHER_TEMPLATE = "tpl_order_update"
 
 
 @dataclass
@@ -70,6 +74,11 @@ class Stack:
     def register(self, name: str, *args: str) -> str:
         """What ``smsdispatch tenants set NAME-SUFFIX ARGS…`` publishes; returns the tenant_id."""
         seed_tenants(self, {name: list(args)})
+        return self.tenants[name]
+
+    def register_platform(self, name: str, *args: str) -> str:
+        """What ``smsdispatch tenants add NAME-SUFFIX ARGS…`` publishes (no provider of its own); the tenant_id."""
+        seed_tenants(self, {name: list(args)}, verb="add")
         return self.tenants[name]
 
     def register_live(self, name: str, account: tuple[str, str] | None = None) -> str:
@@ -140,9 +149,10 @@ def start_group_at_end(broker_url: str, group_id: str, partitions: int) -> None:
         thread.submit(asyncio.run, commit_ends()).result()
 
 
-def seed_tenants(stack: Stack, tenants: dict[str, list[str]]) -> None:
-    """Publish, in one batch, the record ``smsdispatch tenants set NAME-SUFFIX ARGS…`` would for each name; the
-    stack's ``tenants`` maps each name to its tenant_id."""
+def seed_tenants(stack: Stack, tenants: dict[str, list[str]], verb: str = "set") -> None:
+    """Publish, in one batch, the record ``smsdispatch tenants VERB NAME-SUFFIX ARGS…`` would for each name (VERB
+    ``set``, or ``add`` for a tenant on the platform default); the stack's ``tenants`` maps each name to its
+    tenant_id."""
     parser = build_parser()
     settings = Settings(broker=stack.broker_url, twilio_base_url=stack.env["SMSDISPATCH_TWILIO_BASE_URL"])
     keyring = Keyring.from_value(stack.env["SMSDISPATCH_ENCRYPTION_KEYS"])
@@ -151,8 +161,11 @@ def seed_tenants(stack: Stack, tenants: dict[str, list[str]]) -> None:
     async def seed() -> None:
         records = {}
         for name, args in tenants.items():
-            parsed = parser.parse_args(["tenants", "set", ids[name], *args])
-            records[ids[name]] = (await record_for_set(parsed, settings, keyring, None)).record
+            parsed = parser.parse_args(["tenants", verb, ids[name], *args])
+            if verb == "add":
+                records[ids[name]] = record_for_add(parsed, keyring, None).record
+            else:
+                records[ids[name]] = (await record_for_set(parsed, settings, keyring, None)).record
         await ensure_topics(stack.broker_url, int(stack.env.get("SMSDISPATCH_PARTITIONS", "8")))
         await publish_tenants(stack.broker_url, records)
 
@@ -171,10 +184,12 @@ def running_stack(
     env: dict[str, str] | None = None,
     accounts: Sequence[tuple[str, str]] = (),
     callbacks: bool = True,
+    msg91: bool = False,
 ) -> Iterator[Stack]:
     """A simulator, the standard tenants and one worker. ``accounts`` are extra live accounts (SID, token) the
     simulator knows, with the live number; ``env`` adds worker settings; without ``callbacks`` the worker has
-    no SMSDISPATCH_PUBLIC_URL, so Twilio is asked for no status callbacks."""
+    no SMSDISPATCH_PUBLIC_URL, so Twilio is asked for no status callbacks. With ``msg91`` the platform default is
+    the simulator's MSG91 account, whose delivery reports go to the first worker's report endpoint."""
     suffix = uuid.uuid4().hex[:8]
     app_id = f"it-{suffix}"
     live_sid, test_sid = random_account_sid(), random_account_sid()
@@ -188,9 +203,13 @@ def running_stack(
         *("--api-key", f"{live_sid}:{key_sid}:{key_secret}"),
         *(arg for sid, token in accounts for arg in ("--account", f"{sid}:{token}:{LIVE_NUMBER}")),
     ]
+    authkey, report_token = f"m91key{uuid.uuid4().hex}", f"m91report{uuid.uuid4().hex}"
+    platform = _msg91_settings(sim_port, authkey, report_token) if msg91 else {}
+    report_url = f"http://127.0.0.1:{web_port}/msg91/report/{report_token}"
+    msg91_account = ["--msg91", f"{authkey}:{MSG91_TEMPLATE},{MSG91_OTHER_TEMPLATE}", "--msg91-report-url", report_url]
     simulator = simulator_process(
         port=sim_port,
-        args=[*accounts, "--status-delay-ms", "100", *simulator_args],
+        args=[*accounts, *(msg91_account if msg91 else []), "--status-delay-ms", "100", *simulator_args],
         log_path=base / "simulator.log",
     )
     database_url = database_url or f"sqlite+aiosqlite:///{base / 'dispatch.db'}"
@@ -201,6 +220,7 @@ def running_stack(
         "SMSDISPATCH_DATABASE_URL": database_url,
         "SMSDISPATCH_APP_ID": app_id,
         **({"SMSDISPATCH_PUBLIC_URL": f"http://127.0.0.1:{web_port}"} if callbacks else {}),
+        **platform,
         **(env or {}),
     }
     worker = worker_process(env=env, web_port=web_port, data_dir=base / "worker", log_path=base / "worker.log")
@@ -216,7 +236,7 @@ def running_stack(
         suffix=suffix,
         base=base,
         live_account=(live_sid, live_token),
-        secrets=[live_token, test_token, key_secret, env["SMSDISPATCH_ENCRYPTION_KEYS"]],
+        secrets=[live_token, test_token, key_secret, env["SMSDISPATCH_ENCRYPTION_KEYS"], authkey, report_token],
     )
     simulator.start()
     try:
@@ -235,6 +255,7 @@ def running_stack(
             "unverified": [*live, "--from", LIVE_NUMBER, "--no-verify"],
         }
         seed_tenants(stack, standard)
+        seed_tenants(stack, {"platform": []}, verb="add")
         start_group_at_end(broker_url, app_id, int(env.get("SMSDISPATCH_PARTITIONS", "8")))
         worker.start(timeout=90)
         yield stack
@@ -242,6 +263,16 @@ def running_stack(
         for running in stack.workers():
             running.stop()
         simulator.stop()
+
+
+def _msg91_settings(sim_port: int, authkey: str, report_token: str) -> dict[str, str]:
+    return {
+        "SMSDISPATCH_DEFAULT_PROVIDER": "msg91",
+        "SMSDISPATCH_MSG91_AUTHKEY": authkey,
+        "SMSDISPATCH_MSG91_TEMPLATE_ID": MSG91_TEMPLATE,
+        "SMSDISPATCH_MSG91_BASE_URL": f"http://127.0.0.1:{sim_port}",
+        "SMSDISPATCH_MSG91_REPORT_TOKEN": report_token,
+    }
 
 
 @pytest.fixture(scope="module")

@@ -86,16 +86,19 @@ async def test_messaging_service_tenant_is_accepted(stack: Stack) -> None:
     assert outcome.status == "accepted"
 
 
-async def test_unknown_and_unverified_tenants_fail_without_sending(stack: Stack) -> None:
+async def test_without_a_platform_default_unknown_unverified_and_platform_tenants_fail_without_sending(
+    stack: Stack,
+) -> None:
     unknown = request(f"nobody-{stack.suffix}")
     unverified = request(stack.tenant("unverified"))
-    outcomes = await send_and_collect(stack.broker_url, [unknown, unverified])
+    platform = request(stack.tenant("platform"))  # `tenants add`: no provider of its own, and no default here
+    outcomes = await send_and_collect(stack.broker_url, [unknown, unverified, platform])
     assert isinstance(outcomes[unknown.request_id], SmsFailed)
     assert outcomes[unknown.request_id].error.code == ErrorCode.UNKNOWN_TENANT  # type: ignore[union-attr]
     assert outcomes[unverified.request_id].error.code == ErrorCode.TENANT_NOT_VERIFIED  # type: ignore[union-attr]
+    assert outcomes[platform.request_id].error.code == ErrorCode.TENANT_NOT_VERIFIED  # type: ignore[union-attr]
     bodies = {m["body"] for m in simulator_messages(stack.simulator_url)}
-    assert unknown.body not in bodies
-    assert unverified.body not in bodies
+    assert not {unknown.body, unverified.body, platform.body} & bodies
 
 
 async def test_malformed_records_each_get_one_failure_and_the_worker_keeps_going(stack: Stack) -> None:

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Sequence
+from typing import TypeVar
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from pydantic import ValidationError
 
 from smsdispatch.adapters.crypto._errors import KeyConfigError, UnsealError
 from smsdispatch.adapters.crypto._keys import ENV_VAR, key_id, split_key_list
-from smsdispatch.contract import EncryptedConfig, TenantConfig
+from smsdispatch.contract import EncryptedConfig, PlatformConfig, TenantConfig
 from smsdispatch.contract.settings import Settings
+
+Sealed = TypeVar("Sealed", TenantConfig, PlatformConfig)
 
 
 class Keyring:
@@ -58,17 +61,24 @@ class Keyring:
     def __repr__(self) -> str:
         return f"Keyring(current_kid={self._current_kid!r}, kids={list(self._fernets)!r})"
 
-    def seal(self, config: TenantConfig) -> EncryptedConfig:
-        """Encrypt a tenant config under the current key."""
+    def seal(self, config: TenantConfig | PlatformConfig) -> EncryptedConfig:
+        """Encrypt a tenant config (a Twilio one, or a platform tenant's secrets) under the current key."""
         token = self._fernets[self._current_kid].encrypt(config.to_plaintext_json())
         return EncryptedConfig(kid=self._current_kid, ciphertext=token.decode("ascii"))
 
     def unseal(self, envelope: EncryptedConfig) -> TenantConfig:
-        """Decrypt and validate a sealed tenant config. Raises :class:`UnsealError` naming the key id."""
+        """Decrypt and validate a sealed Twilio tenant config. Raises :class:`UnsealError` naming the key id."""
+        return self._open(envelope, TenantConfig)
+
+    def unseal_platform(self, envelope: EncryptedConfig) -> PlatformConfig:
+        """Decrypt and validate a platform tenant's sealed secrets. Raises :class:`UnsealError` naming the key id."""
+        return self._open(envelope, PlatformConfig)
+
+    def _open(self, envelope: EncryptedConfig, model: type[Sealed]) -> Sealed:
         plaintext, _ = self._decrypt(envelope)
         kid = _printable_kid(envelope.kid)
         try:
-            return TenantConfig.model_validate_json(plaintext)
+            return model.model_validate_json(plaintext)
         except ValidationError as exc:
             # Field names only: the validation error's inputs are the decrypted secrets.
             fields = sorted({str(error["loc"][0]) for error in exc.errors() if error["loc"]})

@@ -9,6 +9,7 @@ The provider adapters (``twilio``, ``msg91``) build on it; it imports only the c
 from smsdispatch.adapters.sms._transport import AiohttpTransport, nothing_was_sent
 from smsdispatch.adapters.sms.errors import (
     UNSUBSCRIBED_RECIPIENT,
+    AccountBlocked,
     AuthenticationError,
     Expired,
     InvalidMessage,
@@ -27,6 +28,7 @@ from smsdispatch.adapters.sms.retry import RetryPolicy
 
 __all__ = [
     "UNSUBSCRIBED_RECIPIENT",
+    "AccountBlocked",
     "AccountInfo",
     "AccountType",
     "AiohttpTransport",

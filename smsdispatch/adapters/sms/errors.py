@@ -10,6 +10,9 @@ The hierarchy (as httpx draws its own in ``_exceptions.py``)::
      │    ├── AuthenticationError       provider_auth_failed: 401 or 403 (20003, 20403, ...)
      │    ├── MessageRejected           provider_rejected: a 4xx carrying a Twilio code (21211, 21610, ...),
      │    │                             or a 2xx response that carries one; ``recipient_opted_out`` for 21610
+     │    ├── AccountBlocked            provider_unavailable: the provider refuses the platform's account for now
+     │    │                             (MSG91: no balance, account expired); an immediate retry would fail
+     │    │                             too, a resend once it is put right may not (``resend_may_help``)
      │    └── Expired                   expired: the message's ``expires_at`` passed before Twilio accepted
      │                                  it (checked before every attempt, so never after one that may have)
      ├── RetryableError                 retryable=True: Twilio processed nothing, sending again is safe
@@ -45,6 +48,9 @@ class ProviderError(Exception):
     """
 
     retryable: ClassVar[bool] = False
+    #: Whether a later resend (a replay) may succeed where this attempt failed: every retryable error, and a few
+    #: permanent ones that depend on the account rather than on the message (``SmsFailed.error.retryable``).
+    resend_may_help: ClassVar[bool] = False
     error_code: ClassVar[ErrorCode] = ErrorCode.PROVIDER_UNAVAILABLE
 
     def __init__(
@@ -105,6 +111,15 @@ class MessageRejected(PermanentError):
         return self.provider_code == UNSUBSCRIBED_RECIPIENT
 
 
+class AccountBlocked(PermanentError):
+    """The provider refused the platform's account itself for now (MSG91 301 insufficient balance, 302/303 account
+    expired or banned, 505 demo account): nothing was sent. Not retried here; a resend once the account is put
+    right may succeed."""
+
+    resend_may_help = True
+    error_code = ErrorCode.PROVIDER_UNAVAILABLE
+
+
 class Expired(PermanentError):
     """The message went stale before Twilio took it: nothing was sent, and sending it later makes no sense."""
 
@@ -115,6 +130,7 @@ class RetryableError(ProviderError):
     """Twilio processed nothing: the request can be sent again without risk of a duplicate SMS."""
 
     retryable = True
+    resend_may_help = True
 
 
 class RateLimited(RetryableError):

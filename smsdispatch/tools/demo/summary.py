@@ -84,6 +84,7 @@ def render_summary(collected: Collected, logged: list[LoggedItem], duplicate_sms
     lines += _idempotency(collected, duplicate_sms)
     rows = [entry.row for entry in logged if entry.row is not None]
     lines.append(f"dispatch log: {len(rows)} rows for {len(logged)} requests")
+    lines.append("  by provider:      " + _counts(Counter(row.provider for row in rows if row.provider)))
     lines.append("  by status:        " + _counts(Counter(row.status for row in rows)))
     lines.append("  by error code:    " + _counts(Counter(row.error_code for row in rows if row.error_code)))
     lines.append("  by provider code: " + _counts(Counter(str(row.provider_code) for row in rows if row.provider_code)))
@@ -112,7 +113,15 @@ def _counts(counter: Mapping[str, int]) -> str:
     return ", ".join(f"{name} {count}" for name, count in sorted(counter.items())) or "-"
 
 
-_COLUMNS = (("request id", 22), ("tenant", 16), ("status", 11), ("error code", 20), ("twilio", 6), ("seg", 3))
+_COLUMNS = (
+    ("request id", 22),
+    ("tenant", 16),
+    ("provider", 8),
+    ("status", 11),
+    ("error code", 20),
+    ("code", 6),
+    ("seg", 3),
+)
 
 
 def _table(logged: list[LoggedItem], collected: Collected) -> list[str]:
@@ -123,11 +132,12 @@ def _table(logged: list[LoggedItem], collected: Collected) -> list[str]:
         row = entry.row
         mark = "  (!) not as expected" if id(entry.item) in wrong else ""
         if row is None:
-            cells = [entry.key or "-", _tenant(entry.item), "(no row)", "", "", ""]
+            cells = [entry.key or "-", _tenant(entry.item), "", "(no row)", "", "", ""]
         else:
             cells = [
                 row.request_id,
                 row.tenant_id or "-",
+                row.provider or "",
                 row.status,
                 row.error_code or "",
                 str(row.provider_code or ""),
@@ -167,6 +177,8 @@ def find_problems(
     # Some receipts may still be on their way when the wait ends; none at all means they cannot arrive.
     if awaiting and not final:
         problems.append(f"no delivery receipt reached the dispatch log within {waited:g} s")
+    if not any(entry.row.provider == "msg91" and entry.row.status == "delivered" for entry in logged if entry.row):
+        problems.append(f"no MSG91 message reached delivered through its delivery report within {waited:g} s")
     if duplicate_sms is not None and duplicate_sms != 1:
         problems.append(f"the request published twice was sent {duplicate_sms} times")
     return problems

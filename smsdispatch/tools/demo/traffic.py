@@ -1,8 +1,10 @@
 """The demo's batch: what it sends, what each message should come to, and collecting the outcomes.
 
-The batch covers every path a request can take: sent (GSM-7, UCS-2, several segments, a Messaging Service,
-an API key, test credentials), refused by Twilio (each magic "To" number of the test credentials), refused by
-the worker (unknown and unverified tenants, a record that is not JSON) and the same request_id published twice,
+The batch covers every path a request can take: sent through a tenant's own Twilio account (GSM-7, UCS-2,
+several segments, a Messaging Service, an API key, test credentials) or through the platform default, MSG91 (a
+tenant added without a provider, and one whose Twilio account is not verified), refused by Twilio (each magic
+"To" number of the test credentials) or by MSG91 (an invalid number), refused by the worker (an unknown tenant,
+a record that is not JSON) and the same request_id published twice,
 which must give one SMS and the same outcome twice; a request past its ``expires_at`` and one to a recipient on
 the tenant's suppression list are answered without a send.
 """
@@ -22,6 +24,9 @@ from smsdispatch.contract import ErrorCode, Outcome, SmsDispatched, SmsFailed, S
 from smsdispatch.tools.demo.accounts import DemoAccounts
 
 RECIPIENT = "+14155552671"
+INDIAN_RECIPIENT = "+919876543210"
+#: Ends in 0202: the simulator's MSG91 answers it as an invalid mobile number (code 202).
+MSG91_INVALID = "+919876540202"
 #: A recipient of the live tenant who replied STOP: the demo puts them on the tenant's suppression list first.
 OPTED_OUT = "+14155550199"
 LONG_BODY = (
@@ -42,14 +47,18 @@ MAGIC_TO = {
 
 @dataclass(frozen=True)
 class Expected:
-    """What an outcome should say: dispatched, or failed with this error code (and Twilio code)."""
+    """What an outcome should say: dispatched, or failed with this error code (and provider code); through
+    ``provider`` when given."""
 
     error_code: ErrorCode | None = None
     provider_code: int | None = None
     segments: int | None = None
     encoding: str | None = None
+    provider: str | None = None
 
     def matches(self, outcome: Outcome) -> bool:
+        if self.provider is not None and outcome.provider != self.provider:
+            return False
         if self.error_code is None:
             return (
                 isinstance(outcome, SmsDispatched)
@@ -211,11 +220,28 @@ def build_batch(accounts: DemoAccounts) -> list[Planned]:
             expected=Expected(ErrorCode.UNKNOWN_TENANT),
         ),
         send(
+            "platform",
+            "platform",
+            "platform default: MSG91",
+            "Hooli: your verification code is 662607.",
+            to=INDIAN_RECIPIENT,
+            expected=Expected(provider="msg91", segments=1, encoding="GSM-7"),
+        ),
+        send(
             "unverified",
             "unverified",
-            "tenant not verified",
-            "Credentials never checked.",
-            expected=Expected(ErrorCode.TENANT_NOT_VERIFIED),
+            "Twilio not verified: MSG91",
+            "Umbrella: your booking is confirmed.",
+            to=INDIAN_RECIPIENT,
+            expected=Expected(provider="msg91"),
+        ),
+        send(
+            "platform",
+            "msg91-invalid",
+            "MSG91 refuses: invalid number",
+            "Refused by MSG91.",
+            to=MSG91_INVALID,
+            expected=Expected(ErrorCode.PROVIDER_REJECTED, 202, provider="msg91"),
         ),
         Planned(
             "malformed record (not JSON)",

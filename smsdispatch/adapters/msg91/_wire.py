@@ -1,0 +1,63 @@
+"""The HTTP wire to MSG91: JSON requests through the same lean httpx transport as Twilio's (``adapters.sms``)."""
+
+from __future__ import annotations
+
+import json
+from types import TracebackType
+from typing import Any, Self
+
+import httpx
+
+from smsdispatch.adapters.sms import AiohttpTransport
+from smsdispatch.contract.settings import DEFAULT_MSG91_BASE_URL
+
+DEFAULT_BASE_URL = DEFAULT_MSG91_BASE_URL
+DEFAULT_TIMEOUT = httpx.Timeout(connect=5.0, read=15.0, write=10.0, pool=10.0)
+_HEADERS = {"User-Agent": "smsdispatch/0.1 (+httpx)", "Accept": "application/json", "Content-Type": "application/json"}
+
+
+class Msg91Http:
+    """One HTTP wire per process for MSG91's API at ``base_url`` (MSG91's own unless given)."""
+
+    def __init__(
+        self,
+        base_url: str = DEFAULT_BASE_URL,
+        *,
+        max_connections: int = 100,
+        timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        parsed = httpx.URL(base_url)
+        if parsed.scheme not in ("http", "https") or not parsed.host or parsed.userinfo:
+            # The URL itself is left out of the message: a mistyped one may carry a secret.
+            raise ValueError("The MSG91 base URL must be an http(s) URL with a host and no user name or password.")
+        self._prefix = base_url.rstrip("/")
+        self._transport = transport if transport is not None else AiohttpTransport(max_connections=max_connections)
+        self._extensions = {"timeout": timeout.as_dict()}
+
+    async def post_json(self, path: str, body: dict[str, Any], headers: dict[str, str]) -> httpx.Response:
+        """POST ``body`` as JSON to ``path`` with ``headers`` (the ``authkey``); the response with its body read."""
+        request = httpx.Request(
+            "POST",
+            httpx.URL(self._prefix + "/" + path.lstrip("/")),
+            headers={**headers, **_HEADERS},
+            content=json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode(),
+            extensions=self._extensions,
+        )
+        response = await self._transport.handle_async_request(request)
+        await response.aread()
+        return response
+
+    async def aclose(self) -> None:
+        await self._transport.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        return f"Msg91Http(base_url={self._prefix!r})"
