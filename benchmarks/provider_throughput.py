@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
-"""Sends per second TwilioProvider sustains against the Twilio simulator, with N creates in flight.
+"""Sends per second TwilioProvider (and Msg91Provider) sustains against the simulator, with N creates in flight.
 
     .venv/bin/python benchmarks/provider_throughput.py [--requests 3000] [--inflight 100]
-        [--latency-ms 0 50] [--transport aiohttp asyncclient httpcore]
+        [--latency-ms 0 50] [--transport aiohttp asyncclient httpcore msg91]
 
 For each latency, starts ``python -m smsdispatch simulator`` in a child process (one live account, no
 concurrency limit), then sends through TwilioProvider.send() with the given transport: the production
@@ -11,7 +11,8 @@ transport ("asyncclient", no provider logic: the client layers TwilioHttp leaves
 pool. Prints one line per run: sends/s, and the client's CPU time per send (its own cost, which the machine's
 load does not inflate the way it does wall-clock rates). At 50 ms the ceiling is inflight / 0.05 s = 2,000
 sends/s; at 0 ms the simulator's speed is part of the figure, and on a 2-core machine the simulator and the
-client share the CPUs.
+client share the CPUs. "msg91" is the platform default's adapter on the production transport, against the
+simulator's MSG91 Flow API (its reports are not posted: no report URL).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from typing import TypeVar
 import httpx
 from pydantic import SecretStr
 
+from smsdispatch.adapters.msg91 import Msg91Account, Msg91Http, Msg91Provider
 from smsdispatch.adapters.twilio import AiohttpTransport, OutgoingSms, RetryPolicy, TwilioHttp, TwilioProvider
 from smsdispatch.contract import TenantConfig
 
@@ -39,6 +41,7 @@ ACCOUNT_SID = "AC" + "0b" * 16
 AUTH_TOKEN = secrets.token_hex(16)  # a fresh one per run: nothing to leak
 FROM_NUMBER = "+14155550100"
 TO_NUMBER = "+14155552671"
+MSG91_TEMPLATE = "bench_template"
 T = TypeVar("T")
 
 
@@ -55,6 +58,7 @@ def simulator(latency_ms: float) -> Iterator[str]:
     command = [
         sys.executable, "-m", "smsdispatch", "simulator", "--port", str(port),
         "--account", f"{ACCOUNT_SID}:{AUTH_TOKEN}:{FROM_NUMBER}", "--latency-ms", str(latency_ms),
+        "--msg91", f"{AUTH_TOKEN}:{MSG91_TEMPLATE}",
     ]  # fmt: skip
     child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=os.environ.copy())
     try:
@@ -88,6 +92,8 @@ async def measure(base_url: str, transport_name: str, requests: int, inflight: i
     """Sends per second over ``requests`` sends, the client CPU each cost, and how many were retried."""
     if transport_name == "asyncclient":
         return await measure_async_client(base_url, requests, inflight)
+    if transport_name == "msg91":
+        return await measure_msg91(base_url, requests, inflight)
     transport: httpx.AsyncBaseTransport | None = None
     if transport_name == "httpcore":
         limits = httpx.Limits(max_connections=inflight, max_keepalive_connections=inflight)
@@ -116,6 +122,22 @@ async def timed(one: Callable[[int], Awaitable[T]], requests: int, inflight: int
     return results, Figures(requests / elapsed, cpu / requests * 1e6, 0)
 
 
+async def measure_msg91(base_url: str, requests: int, inflight: int) -> Figures:
+    """The same sends through Msg91Provider (the platform default) against the simulator's Flow API."""
+    account = Msg91Account(authkey=SecretStr(AUTH_TOKEN), template_id=MSG91_TEMPLATE)
+    gate = asyncio.Semaphore(inflight)
+    async with Msg91Http(base_url, max_connections=inflight) as http:
+        provider = Msg91Provider(account, http, RetryPolicy())
+
+        async def one(number: int) -> int:
+            async with gate:
+                message = OutgoingSms(to=TO_NUMBER, body=f"Benchmark message {number}", reference=f"04benc{number}")
+                return (await provider.send(message)).attempts
+
+        attempts, figures = await timed(one, requests, inflight)
+    return Figures(figures.sends_per_second, figures.client_cpu_us_per_send, sum(1 for a in attempts if a > 1))
+
+
 async def measure_async_client(base_url: str, requests: int, inflight: int) -> Figures:
     """The same creates through ``httpx.AsyncClient`` over the production transport, no provider logic: what
     the client's layers (auth flow, redirects, cookies, URL merging) cost, which TwilioHttp leaves out."""
@@ -142,11 +164,12 @@ def main() -> None:
     parser.add_argument(
         "--transport",
         nargs="+",
-        choices=["aiohttp", "asyncclient", "httpcore"],
-        default=["aiohttp", "asyncclient", "httpcore"],
+        choices=["aiohttp", "asyncclient", "httpcore", "msg91"],
+        default=["aiohttp", "asyncclient", "httpcore", "msg91"],
     )
     args = parser.parse_args()
-    print(f"TwilioProvider.send() against the simulator: {args.requests} sends, {args.inflight} in flight")
+    what = "TwilioProvider.send() / Msg91Provider.send() against the simulator"
+    print(f"{what}: {args.requests} sends, {args.inflight} in flight")
     for latency in args.latency_ms:
         with simulator(latency) as base_url:
             for transport in args.transport:

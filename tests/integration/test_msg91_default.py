@@ -8,6 +8,7 @@ forged-report test's order deterministic (it checks that the real report had not
 
 from __future__ import annotations
 
+import asyncio
 import json
 import urllib.error
 import urllib.request
@@ -16,14 +17,18 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from standardwebhooks import Webhook
 
+from smsdispatch.adapters.crypto import Keyring
 from smsdispatch.adapters.storage import DispatchLog
-from smsdispatch.client import read_topic
+from smsdispatch.client import latest_tenant_records, publish_suppression, read_topic
 from smsdispatch.contract import ErrorCode, SmsDispatched, SmsFailed, SmsRequested, topics
 from smsdispatch.runtime.worker import home_partition
+from smsdispatch.tools.testing.processes import worker_metric
 from tests.integration.conftest import MSG91_OTHER_TEMPLATE, MSG91_TEMPLATE, Stack, running_stack
 from tests.integration.outcomes import row_when, send_and_collect, simulator_messages
 from tests.integration.test_callbacks_any_worker import settled_owners
+from tests.integration.webhook_receiver import WebhookReceiver
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.kafka, pytest.mark.slow]
 
@@ -204,3 +209,44 @@ async def test_the_authkey_and_report_token_reach_no_topic_log_line_or_row(stack
     assert b"MSG91 refused the platform's auth key" in seen  # the 418 is in the outcome, its key is not
     for secret in (stack.env["SMSDISPATCH_MSG91_AUTHKEY"], stack.env["SMSDISPATCH_MSG91_REPORT_TOKEN"]):
         assert secret.encode() not in seen
+
+
+async def test_suppressions_expiry_webhooks_and_metrics_apply_to_msg91_tenants_alike(stack: Stack) -> None:
+    receiver = WebhookReceiver()
+    try:
+        tenant = stack.register_platform("hooked", "--webhook-url", f"{receiver.base_url}/ok/m", "--mps", "5")
+        record = (await latest_tenant_records(stack.broker_url))[tenant]
+        keyring = Keyring.from_value(stack.env["SMSDISPATCH_ENCRYPTION_KEYS"])
+        secret = keyring.unseal_platform(record.config).webhook_secret
+        assert secret is not None
+        opted_out = "+919876543299"
+        await publish_suppression(stack.broker_url, tenant, opted_out, opted_out=True)
+        await asyncio.sleep(2)  # every worker follows sms.suppressions live; a change applies within moments
+        sent = request(tenant)
+        refused = request(tenant, to=opted_out)
+        late = request(tenant, expires_at="2020-01-01T00:00:00Z")
+
+        outcomes = await send_and_collect(stack.broker_url, [sent, refused, late])
+
+        assert dispatched(outcomes[sent.request_id]).provider == "msg91"
+        assert [outcomes[r.request_id].error.code for r in (refused, late)] == [  # type: ignore[union-attr]
+            ErrorCode.RECIPIENT_OPTED_OUT,
+            ErrorCode.EXPIRED,
+        ]
+        assert {refused.body, late.body}.isdisjoint(m["variables"].get("body") for m in msg91_messages(stack).values())
+        await row_when(stack.database_url, tenant, sent.request_id, "delivered")
+        deadline = asyncio.get_running_loop().time() + 20
+        while {"sms.dispatched", "sms.failed", "sms.status"} - {
+            json.loads(h.body)["type"] for h in receiver.at("/ok/m")
+        }:
+            assert asyncio.get_running_loop().time() < deadline, [h.body for h in receiver.at("/ok/m")]
+            await asyncio.sleep(0.1)
+        for hit in receiver.at("/ok/m"):
+            assert Webhook(secret.get_secret_value()).verify(hit.body, hit.headers)["data"]["tenant_id"] == tenant
+        counted = sum(
+            worker_metric(worker.base_url, "smsdispatch_outcomes_total", f'tenant="{tenant}"')
+            for worker in stack.workers()
+        )
+        assert counted == 3
+    finally:
+        receiver.stop()
