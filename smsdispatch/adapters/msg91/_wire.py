@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import httpx
 
-from smsdispatch.adapters.sms import AiohttpTransport
+from smsdispatch.adapters.sms import ProviderWire
 from smsdispatch.contract.settings import DEFAULT_MSG91_BASE_URL
 
 DEFAULT_BASE_URL = DEFAULT_MSG91_BASE_URL
@@ -16,7 +15,7 @@ DEFAULT_TIMEOUT = httpx.Timeout(connect=5.0, read=15.0, write=10.0, pool=10.0)
 _HEADERS = {"User-Agent": "smsdispatch/0.1 (+httpx)", "Accept": "application/json", "Content-Type": "application/json"}
 
 
-class Msg91Http:
+class Msg91Http(ProviderWire):
     """One HTTP wire per process for MSG91's API at ``base_url`` (MSG91's own unless given)."""
 
     def __init__(
@@ -31,9 +30,8 @@ class Msg91Http:
         if parsed.scheme not in ("http", "https") or not parsed.host or parsed.userinfo:
             # The URL itself is left out of the message: a mistyped one may carry a secret.
             raise ValueError("The MSG91 base URL must be an http(s) URL with a host and no user name or password.")
+        super().__init__(max_connections=max_connections, timeout=timeout, transport=transport)
         self._prefix = base_url.rstrip("/")
-        self._transport = transport if transport is not None else AiohttpTransport(max_connections=max_connections)
-        self._extensions = {"timeout": timeout.as_dict()}
 
     async def post_json(self, path: str, body: dict[str, Any], headers: dict[str, str]) -> httpx.Response:
         """POST ``body`` as JSON to ``path`` with ``headers`` (the ``authkey``); the response with its body read."""
@@ -44,20 +42,7 @@ class Msg91Http:
             content=json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode(),
             extensions=self._extensions,
         )
-        response = await self._transport.handle_async_request(request)
-        await response.aread()
-        return response
-
-    async def aclose(self) -> None:
-        await self._transport.aclose()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
-    ) -> None:
-        await self.aclose()
+        return await self._send(request)
 
     def __repr__(self) -> str:
         return f"Msg91Http(base_url={self._prefix!r})"

@@ -7,6 +7,7 @@ The provider adapters (``twilio``, ``msg91``) build on it; it imports only the c
 """
 
 from smsdispatch.adapters.sms._transport import AiohttpTransport, nothing_was_sent
+from smsdispatch.adapters.sms._wire import ProviderWire
 from smsdispatch.adapters.sms.errors import (
     UNSUBSCRIBED_RECIPIENT,
     AccountBlocked,
@@ -42,6 +43,7 @@ __all__ = [
     "ProviderError",
     "ProviderName",
     "ProviderUnavailable",
+    "ProviderWire",
     "RateLimited",
     "ReconciliationUnavailable",
     "RetryPolicy",

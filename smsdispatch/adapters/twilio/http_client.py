@@ -9,13 +9,11 @@ from __future__ import annotations
 
 from base64 import b64encode
 from collections.abc import Mapping
-from types import TracebackType
-from typing import Self
 from urllib.parse import urlencode
 
 import httpx
 
-from smsdispatch.adapters.sms import AiohttpTransport
+from smsdispatch.adapters.sms import ProviderWire
 from smsdispatch.contract.settings import DEFAULT_TWILIO_BASE_URL
 
 DEFAULT_MAX_CONNECTIONS = 100
@@ -23,7 +21,7 @@ DEFAULT_TIMEOUT = httpx.Timeout(connect=5.0, read=15.0, write=10.0, pool=10.0)
 _HEADERS = {"User-Agent": "smsdispatch/0.1 (+httpx)", "Accept": "application/json"}
 
 
-class TwilioHttp:
+class TwilioHttp(ProviderWire):
     """One HTTP wire per process, shared by every :class:`TwilioProvider`.
 
     ``base_url`` is Twilio's own unless given (the worker passes ``SMSDISPATCH_TWILIO_BASE_URL``).
@@ -47,12 +45,9 @@ class TwilioHttp:
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         check_base_url(base_url)
-        if max_connections < 1:
-            raise ValueError("max_connections must be at least 1")
+        super().__init__(max_connections=max_connections, timeout=timeout, transport=transport)
         self._base_url = httpx.URL(base_url)
         self._prefix = base_url.rstrip("/")
-        self._transport = transport if transport is not None else AiohttpTransport(max_connections=max_connections)
-        self._extensions = {"timeout": timeout.as_dict()}
         # Absolute URLs by path, built once: paths are per account and endpoint, so there are few.
         self._urls: dict[str, httpx.URL] = {}
 
@@ -84,23 +79,7 @@ class TwilioHttp:
             content = urlencode(data).encode("ascii")
             headers["Content-Type"] = "application/x-www-form-urlencoded"
         request = httpx.Request(method, url, headers=headers, content=content, extensions=self._extensions)
-        response = await self._transport.handle_async_request(request)
-        await response.aread()
-        return response
-
-    async def aclose(self) -> None:
-        await self._transport.aclose()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.aclose()
+        return await self._send(request)
 
     def __repr__(self) -> str:
         return f"TwilioHttp(base_url={self.base_url!r})"
